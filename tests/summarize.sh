@@ -1,0 +1,32 @@
+#!/bin/sh
+# Totals the test cases of automake test logs: cmocka's per-suite counts, and
+# one case for every other test (a script, or a suite that died before cmocka
+# could print its summary). Prints "N passed, N failed" (", N skipped").
+# Usage: tests/summarize.sh DIR...   (each DIR a build tree that ran make check)
+set -u
+passed=0 failed=0 skipped=0
+for dir in "$@"; do
+    for trs in $(find "$dir" -name '*.trs' 2>/dev/null | sort); do
+        log="${trs%.trs}.log"
+        result=$(sed -n 's/^:test-result: //p' "$trs" | head -n 1)
+        p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$log" 2>/dev/null | tail -n 1)
+        f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$log" 2>/dev/null | tail -n 1)
+        s=$(sed -n 's/^\[  SKIPPED \] \([0-9]*\) test.*/\1/p' "$log" 2>/dev/null | tail -n 1)
+        if [ -n "$p" ] || [ -n "$f" ]; then
+            passed=$((passed + ${p:-0}))
+            failed=$((failed + ${f:-0}))
+            skipped=$((skipped + ${s:-0}))
+            # A suite that printed its counts but then crashed still failed.
+            if [ "$result" != PASS ] && [ "$result" != SKIP ] && [ -z "$f" ]; then
+                failed=$((failed + 1))
+            fi
+        else
+            case "$result" in
+                PASS|XFAIL) passed=$((passed + 1)) ;;
+                SKIP) skipped=$((skipped + 1)) ;;
+                *) failed=$((failed + 1)) ;;
+            esac
+        fi
+    done
+done
+echo "$passed passed, $failed failed, $skipped skipped"

@@ -1,0 +1,78 @@
+/* twine tests: helpers shared by the cmocka suites. */
+#ifndef TWINE_TESTUTIL_H
+#define TWINE_TESTUTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <twine.h>
+
+/* Captures log messages so a test can assert on them. */
+typedef struct tw_test_log {
+    int count;
+    int last_level;
+    char last[1024];
+    char all[8192];          /* every message, one per line, truncated */
+} tw_test_log;
+
+static tw_test_log tw_test_captured;
+
+static void tw_test_log_handler(int level, const char *msg, void *arg)
+{
+    tw_test_log *l = arg;
+    l->count++;
+    l->last_level = level;
+    snprintf(l->last, sizeof l->last, "%s", msg);
+    size_t used = strlen(l->all);
+    if (used + 1 < sizeof l->all)
+        snprintf(l->all + used, sizeof l->all - used, "%s\n", msg);
+}
+
+/* Starts capturing into tw_test_captured (cleared). */
+static inline void tw_test_capture_log(void)
+{
+    memset(&tw_test_captured, 0, sizeof tw_test_captured);
+    tw_log_set_handler(tw_test_log_handler, &tw_test_captured);
+}
+
+static inline void tw_test_restore_log(void)
+{
+    tw_log_set_handler(NULL, NULL);
+}
+
+/* A value whose destructor counts its calls: assert that destructors run
+ * exactly once. */
+typedef struct tw_test_value {
+    int id;
+    int freed;               /* how many times the destructor ran */
+} tw_test_value;
+
+static inline void tw_test_value_dtor(void *p)
+{
+    ((tw_test_value *)p)->freed++;
+}
+
+/* A heap value freed by its destructor, with a global count of live ones. */
+static int tw_test_live_boxes;
+
+static inline int *tw_test_box(int v)
+{
+    int *p = malloc(sizeof *p);
+    *p = v;
+    tw_test_live_boxes++;
+    return p;
+}
+
+static inline void tw_test_box_free(void *p)
+{
+    tw_test_live_boxes--;
+    free(p);
+}
+
+#endif
