@@ -137,6 +137,11 @@ void tw_result_set_failure(tw_result *r, tw_failure *f)
 
 void tw_result_wait(tw_result *r, tw_deferred *d)
 {
+    if (!d) {
+        tw_result_set_failure(r, tw_failure_new(TW_ERR_USAGE, EINVAL, NULL,
+                                                "tw_result_wait given no Deferred"));
+        return;
+    }
     if (d == r->wait_) {
         tw_deferred_unref(d);
         return;
@@ -324,9 +329,11 @@ static bool would_cycle(const tw_deferred *d, const tw_deferred *target)
     return false;
 }
 
+/* A Deferred whose callback is on the C stack has no result to give away: its
+ * callback still holds it. Waiting on it chains, and sees its final result. */
 static bool has_result(const tw_deferred *d)
 {
-    return d->called && d->paused == 0 && !d->waiting_on;
+    return d->called && d->paused == 0 && !d->waiting_on && !d->running;
 }
 
 static void append_entry(tw_deferred *d, tw_callback cb, tw_callback eb, void *arg,

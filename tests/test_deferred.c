@@ -1141,6 +1141,65 @@ static void test_wait_on_itself_fails_with_a_usage_failure(void **state)
     tw_deferred_unref(d);
 }
 
+static void wait_on_null(tw_result *r, void *arg)
+{
+    (void)arg;
+    tw_result_wait(r, NULL);
+}
+
+/* tw_result_wait(r, f()) with an f that returned NULL fails the chain
+ * instead of crashing, as the other setters do with NULL. */
+static void test_wait_on_null_fails_with_a_usage_failure(void **state)
+{
+    (void)state;
+    seen eb = { 0 };
+    tw_deferred *d = tw_deferred_new(NULL, NULL);
+    tw_deferred_add_callback(d, wait_on_null, NULL);
+    tw_deferred_add_errback(d, record_and_handle, &eb);
+    tw_deferred_callback(d, "foo", NULL);
+    assert_int_equal(eb.calls, 1);
+    assert_ptr_equal(eb.domain, TW_ERR_USAGE);
+    tw_deferred_unref(d);
+}
+
+/* B's first callback fires A, whose callback waits on B while B's callback is
+ * still running: A must not take the result out from under that callback,
+ * but wait for B's chain and go on with its final result. */
+struct running_wait {
+    tw_deferred *a, *b;
+    void *seen_after_fire;        /* B's value, read after firing A */
+};
+
+static void fire_a_then_read(tw_result *r, void *arg)
+{
+    struct running_wait *rw = arg;
+    tw_deferred_callback(rw->a, NULL, NULL);
+    rw->seen_after_fire = r->value;
+}
+
+static void set_final(tw_result *r, void *arg)
+{
+    (void)arg;
+    tw_result_set_value(r, "final", NULL);
+}
+
+static void test_wait_on_a_running_deferred_sees_its_final_result(void **state)
+{
+    (void)state;
+    struct running_wait rw = { tw_deferred_new(NULL, NULL), tw_deferred_new(NULL, NULL), NULL };
+    seen a_cb = { 0 };
+    tw_deferred_add_callback(rw.a, wait_on, rw.b);
+    tw_deferred_add_callback(rw.a, record, &a_cb);
+    tw_deferred_add_callback(rw.b, fire_a_then_read, &rw);
+    tw_deferred_add_callback(rw.b, set_final, NULL);
+    tw_deferred_callback(rw.b, "first", NULL);
+    assert_string_equal(rw.seen_after_fire, "first");
+    assert_int_equal(a_cb.calls, 1);
+    assert_string_equal(a_cb.value, "final");
+    tw_deferred_unref(rw.a);
+    tw_deferred_unref(rw.b);
+}
+
 /* A waits on B, then B's callback waits on A: B fails with TW_ERR_USAGE, and
  * A, which waits on B, gets that failure. */
 static void test_wait_on_a_deferred_waiting_on_it_fails_with_a_usage_failure(void **state)
@@ -1897,6 +1956,8 @@ int main(void)
         T(test_extra_unpause_does_not_end_a_wait),
         T(test_wait_on_itself_fails_with_a_usage_failure),
         T(test_wait_on_a_deferred_waiting_on_it_fails_with_a_usage_failure),
+        T(test_wait_on_null_fails_with_a_usage_failure),
+        T(test_wait_on_a_running_deferred_sees_its_final_result),
 
         T(test_cancel_without_canceller_errbacks_cancelled),
         T(test_cancel_without_canceller_swallows_one_late_callback),

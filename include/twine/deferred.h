@@ -33,7 +33,8 @@ TW_API void  tw_result_set_value(tw_result *r, void *value, void (*dtor)(void *)
 /* Replaces the result with a failure (taken; NULL becomes a TW_ERR_USAGE failure). */
 TW_API void  tw_result_set_failure(tw_result *r, tw_failure *f);
 /* Releases the result and pauses the chain until d fires; the chain then goes
- * on with d's result (d is left holding nothing). Takes the reference to d.
+ * on with d's result (d is left holding nothing). Takes the reference to d;
+ * d NULL fails the chain with TW_ERR_USAGE.
  * Waiting on the Deferred itself, or on one that waits on it, fails the chain
  * with TW_ERR_USAGE. */
 TW_API void  tw_result_wait(tw_result *r, tw_deferred *d);
@@ -84,8 +85,9 @@ TW_API void tw_deferred_cancel(tw_deferred *d);
 TW_API void tw_deferred_pause(tw_deferred *d);
 TW_API void tw_deferred_unpause(tw_deferred *d);
 
-/* State, for tests and assertions. has_result: fired and neither paused nor
- * waiting on another Deferred, so callbacks added now run at once. */
+/* State, for tests and assertions. has_result: fired, neither paused nor
+ * waiting on another Deferred, and none of its callbacks running, so callbacks
+ * added now run at once. */
 TW_API int tw_deferred_called(const tw_deferred *d);
 TW_API int tw_deferred_has_result(const tw_deferred *d);
 TW_API int tw_deferred_paused(const tw_deferred *d);
