@@ -9,15 +9,18 @@
 /* A growing list of byte strings ------------------------------------------- */
 
 typedef struct strlist {
-    size_t n;
+    size_t n, cap;
     char **items;
     size_t *lens;
 } strlist;
 
 static void list_add(strlist *l, const char *s, size_t len)
 {
-    l->items = realloc(l->items, (l->n + 1) * sizeof *l->items);
-    l->lens = realloc(l->lens, (l->n + 1) * sizeof *l->lens);
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 8;
+        l->items = realloc(l->items, l->cap * sizeof *l->items);
+        l->lens = realloc(l->lens, l->cap * sizeof *l->lens);
+    }
     l->items[l->n] = malloc(len + 1);
     memcpy(l->items[l->n], s, len);
     l->items[l->n][len] = '\0';

@@ -70,7 +70,10 @@ TW_API int tw_memory_transport_connected(const tw_memory_transport *mt);
 /* Ends the connection: the producer is stopped, then the protocol gets
  * connection_lost with a TW_ERR_CONNECTION_DONE failure when `clean` is
  * non-zero and a TW_ERR_CONNECTION_LOST one otherwise, then its free hook
- * runs. Nothing happens when no protocol is attached. */
+ * runs. Nothing happens when no protocol is attached. Called from inside one
+ * of the protocol's hooks, it plays a connection that dies meanwhile: the
+ * protocol must then put off freeing itself until that hook returns (the
+ * receivers of twine/protocols.h do). */
 TW_API void tw_memory_transport_close(tw_memory_transport *mt, int clean);
 
 /* The peer half-closed its sending side: a protocol with a
