@@ -57,28 +57,81 @@ struct tw_deferred {
     tw_deferred *waiting_on;   /* not a reference; see the top of this file */
     uint32_t waiters;        /* continuation entries pending in cbs */
     tw_deferred *free_next;  /* the rest of deferred_free's work list */
-    const char *created_file, *fired_file;
-    int created_line, fired_line;
+    struct call_sites *sites;  /* only made while debugging is on */
     struct cb_entry inline_cbs[INLINE_CBS];
 };
 
-static bool debug_on;
-static bool debug_checked;
+/* Where a Deferred was created and first fired; recorded when debugging. */
+struct call_sites {
+    const char *created_file, *fired_file;
+    int created_line, fired_line;
+};
+
+/* Freed Deferreds and callback arrays of the first heap size are kept, a few
+ * dozen of each, for the next ones: programs make and drop Deferreds at a
+ * steady rate, and this spares malloc and free on that path. Only the reactor
+ * thread touches Deferreds, so the caches need no lock. Under AddressSanitizer
+ * they are off, so that a use after free is still caught. */
+enum { FIRST_HEAP_CBS = 16, CACHE_SIZE = 64 };
+
+#if defined(__SANITIZE_ADDRESS__)
+#define TW_CACHES 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TW_CACHES 0
+#endif
+#endif
+#ifndef TW_CACHES
+#define TW_CACHES 1
+#endif
+
+struct cache {
+    unsigned n;
+    void *items[CACHE_SIZE];
+};
+
+static struct cache deferred_cache, cbs_cache;
+
+static inline void *cache_get(struct cache *c, size_t size)
+{
+    if (TW_CACHES && c->n > 0)
+        return c->items[--c->n];
+    return tw_xmalloc(size);
+}
+
+static inline void cache_put(struct cache *c, void *p)
+{
+    if (TW_CACHES && c->n < CACHE_SIZE)
+        c->items[c->n++] = p;
+    else
+        free(p);
+}
+
+/* -1: not yet read from the environment. */
+static int debug_state = -1;
+
+static bool debug_from_environment(void)
+{
+    const char *env = getenv("TWINE_DEFERRED_DEBUG");
+    debug_state = env && env[0] && strcmp(env, "0") != 0;
+    return debug_state;
+}
+
+static inline bool debugging(void)
+{
+    if (TW_LIKELY(debug_state == 0))
+        return false;
+    return debug_state > 0 || debug_from_environment();
+}
 
 void tw_deferred_set_debug(int on)
 {
-    debug_on = on != 0;
-    debug_checked = true;
+    debug_state = on != 0;
 }
 
 int tw_deferred_get_debug(void)
 {
-    if (!debug_checked) {
-        const char *env = getenv("TWINE_DEFERRED_DEBUG");
-        debug_on = env && env[0] && strcmp(env, "0") != 0;
-        debug_checked = true;
-    }
-    return debug_on;
+    return debugging();
 }
 
 /* Results ---------------------------------------------------------------- */
@@ -111,7 +164,9 @@ static void result_move(tw_result *to, tw_result *from)
     memset(from, 0, sizeof *from);
 }
 
-void tw_result_set_value(tw_result *r, void *value, void (*dtor)(void *))
+/* Out of line, so the common case below stays a leaf function. */
+static __attribute__((noinline)) void replace_owned(tw_result *r, void *value,
+                                                    void (*dtor)(void *))
 {
     if (value == r->value && value) {
         /* Re-setting the same pointer must not free it. */
@@ -119,6 +174,16 @@ void tw_result_set_value(tw_result *r, void *value, void (*dtor)(void *))
     }
     tw_result_release(r);
     r->value = value;
+    r->dtor = dtor;
+}
+
+void tw_result_set_value(tw_result *r, void *value, void (*dtor)(void *))
+{
+    if (TW_UNLIKELY(r->dtor || r->failure || r->wait_)) {
+        replace_owned(r, value, dtor);
+        return;
+    }
+    r->value = value;            /* nothing owned to release: the common case */
     r->dtor = dtor;
 }
 
@@ -171,7 +236,7 @@ int tw_result_trap(tw_result *r, const char *domain, int code)
 tw_deferred *tw_deferred_new_at(void (*canceller)(tw_deferred *, void *), void *arg,
                                 void (*arg_dtor)(void *), const char *file, int line)
 {
-    tw_deferred *d = tw_xmalloc(sizeof *d);
+    tw_deferred *d = cache_get(&deferred_cache, sizeof *d);
     d->refs = 1;
     d->paused = 0;
     d->called = false;
@@ -188,14 +253,11 @@ tw_deferred *tw_deferred_new_at(void (*canceller)(tw_deferred *, void *), void *
     d->waiting_on = NULL;
     d->waiters = 0;
     d->free_next = NULL;
-    d->fired_file = NULL;
-    d->fired_line = 0;
-    if (TW_UNLIKELY(tw_deferred_get_debug())) {
-        d->created_file = file;
-        d->created_line = line;
-    } else {
-        d->created_file = NULL;
-        d->created_line = 0;
+    d->sites = NULL;
+    if (TW_UNLIKELY(debugging()) && file) {
+        d->sites = tw_xcalloc(1, sizeof *d->sites);
+        d->sites->created_file = file;
+        d->sites->created_line = line;
     }
     return d;
 }
@@ -220,16 +282,17 @@ tw_deferred *tw_deferred_ref(tw_deferred *d)
 /* " (created at f:l, first fired at f:l)" when debugging recorded them. */
 static void describe_sites(const tw_deferred *d, char *buf, size_t size)
 {
+    const struct call_sites *s = d->sites;
     buf[0] = '\0';
-    if (!d->created_file && !d->fired_file)
+    if (!s || (!s->created_file && !s->fired_file))
         return;
     int n = snprintf(buf, size, " (");
-    if (d->created_file)
-        n += snprintf(buf + n, size - (size_t)n, "created at %s:%d%s", d->created_file,
-                      d->created_line, d->fired_file ? ", " : "");
-    if (d->fired_file)
-        n += snprintf(buf + n, size - (size_t)n, "first fired at %s:%d", d->fired_file,
-                      d->fired_line);
+    if (s->created_file)
+        n += snprintf(buf + n, size - (size_t)n, "created at %s:%d%s", s->created_file,
+                      s->created_line, s->fired_file ? ", " : "");
+    if (s->fired_file)
+        n += snprintf(buf + n, size - (size_t)n, "first fired at %s:%d", s->fired_file,
+                      s->fired_line);
     snprintf(buf + n, size - (size_t)n, ")");
 }
 
@@ -274,11 +337,16 @@ static void deferred_free(tw_deferred *d)
             report_unhandled(d);
         tw_result_release(&d->result);
         drop_entries(d, &todo);
-        if (d->cbs != d->inline_cbs)
-            free(d->cbs);
+        if (d->cbs != d->inline_cbs) {
+            if (d->cap == FIRST_HEAP_CBS)
+                cache_put(&cbs_cache, d->cbs);
+            else
+                free(d->cbs);
+        }
         if (d->canceller_arg_dtor)
             d->canceller_arg_dtor(d->canceller_arg);
-        free(d);
+        free(d->sites);
+        cache_put(&deferred_cache, d);
     }
 }
 
@@ -336,8 +404,8 @@ static bool has_result(const tw_deferred *d)
     return d->called && d->paused == 0 && !d->waiting_on && !d->running;
 }
 
-static void append_entry(tw_deferred *d, tw_callback cb, tw_callback eb, void *arg,
-                         void (*arg_dtor)(void *))
+/* Makes room for one more entry at cbs[n]. */
+static void grow_entries(tw_deferred *d)
 {
     if (d->pos == d->n) {
         d->pos = d->n = 0;       /* everything ran: reuse the array from the start */
@@ -347,15 +415,22 @@ static void append_entry(tw_deferred *d, tw_callback cb, tw_callback eb, void *a
         d->pos = 0;
     }
     if (d->n == d->cap) {
-        uint32_t cap = d->cap < 16 ? 16 : d->cap * 2;
+        uint32_t cap = d->cap < FIRST_HEAP_CBS ? FIRST_HEAP_CBS : d->cap * 2;
         if (d->cbs == d->inline_cbs) {
-            d->cbs = tw_xmalloc(cap * sizeof *d->cbs);
+            d->cbs = cache_get(&cbs_cache, cap * sizeof *d->cbs);
             memcpy(d->cbs, d->inline_cbs, d->n * sizeof *d->cbs);
         } else {
             d->cbs = tw_xrealloc(d->cbs, cap * sizeof *d->cbs);
         }
         d->cap = cap;
     }
+}
+
+static inline void append_entry(tw_deferred *d, tw_callback cb, tw_callback eb, void *arg,
+                                void (*arg_dtor)(void *))
+{
+    if (TW_UNLIKELY(d->n == d->cap))
+        grow_entries(d);
     d->cbs[d->n++] = (struct cb_entry){ cb, eb, arg, arg_dtor };
 }
 
@@ -388,11 +463,13 @@ static bool start_wait(tw_deferred *cur)
 
 static void run_callbacks(tw_deferred *d)
 {
-    if (d->running)
+    if (d->running || d->pos == d->n)
         return;
 
-    struct chain c = { .items = NULL, .n = 0, .cap = 16 };
+    struct chain c;              /* inline_items is filled as it is used */
     c.items = c.inline_items;
+    c.n = 0;
+    c.cap = sizeof c.inline_items / sizeof c.inline_items[0];
     chain_push(&c, tw_deferred_ref(d));
 
     while (c.n) {
@@ -402,27 +479,38 @@ static void run_callbacks(tw_deferred *d)
         /* A Deferred resumed while paused by its user waits for unpause; the
          * one below it on the stack goes on with its own callbacks. */
         while (!cur->paused && cur->pos < cur->n) {
-            struct cb_entry e = cur->cbs[cur->pos++];
+            /* Read the entry before the call: the callback may add entries,
+             * which can move the array. */
+            const struct cb_entry *ep = &cur->cbs[cur->pos++];
+            tw_callback fn = cur->result.failure ? ep->eb : ep->cb;
+            void *arg = ep->arg;
+            void (*arg_dtor)(void *) = ep->arg_dtor;
 
-            if (e.cb == CONTINUE) {
-                tw_deferred *chainee = e.arg;     /* its reference moves to the stack */
+            if (TW_UNLIKELY(ep->cb == CONTINUE)) {
+                tw_deferred *chainee = arg;       /* its reference moves to the stack */
                 cur->waiters--;
                 result_move(&chainee->result, &cur->result);
                 chainee->waiting_on = NULL;
                 chainee->paused--;
-                chain_push(&c, chainee);
+                if (cur->pos == cur->n) {
+                    /* Nothing left for cur: the chainee takes its place, so
+                     * a long chain of waits needs no deeper stack. */
+                    c.items[c.n - 1] = chainee;
+                    tw_deferred_unref(cur);
+                } else {
+                    chain_push(&c, chainee);
+                }
                 finished = false;
                 break;
             }
 
-            tw_callback fn = cur->result.failure ? e.eb : e.cb;
             if (fn) {
                 cur->running = true;
-                fn(&cur->result, e.arg);
+                fn(&cur->result, arg);
                 cur->running = false;
             }
-            if (e.arg_dtor)
-                e.arg_dtor(e.arg);
+            if (arg_dtor)
+                arg_dtor(arg);
             if (cur->result.wait_ && start_wait(cur))
                 break;
         }
@@ -478,7 +566,7 @@ static int refuse_fire(tw_deferred *d, tw_result *given, const char *file, int l
     }
     char sites[512];
     describe_sites(d, sites, sizeof sites);
-    if (file && tw_deferred_get_debug())
+    if (file && debugging())
         tw_log(TW_LOG_ERROR, "%s: Deferred fired twice, again at %s:%d%s",
                TW_ERR_ALREADY_CALLED, file, line, sites);
     else
@@ -491,9 +579,11 @@ static int fire(tw_deferred *d, tw_result *given, const char *file, int line)
     if (d->called)
         return refuse_fire(d, given, file, line);
     d->called = true;
-    if (TW_UNLIKELY(file && tw_deferred_get_debug())) {
-        d->fired_file = file;
-        d->fired_line = line;
+    if (TW_UNLIKELY(debugging()) && file) {
+        if (!d->sites)
+            d->sites = tw_xcalloc(1, sizeof *d->sites);
+        d->sites->fired_file = file;
+        d->sites->fired_line = line;
     }
     result_move(&d->result, given);
     run_callbacks(d);
