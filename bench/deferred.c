@@ -20,7 +20,7 @@
  *   --case N  measure only case N (1, 2 or 3), e.g. under a profiler */
 #define _POSIX_C_SOURCE 200809L   /* clock_gettime */
 
-#include <twine.h>
+#include <twine/deferred.h>
 
 #include <stdint.h>
 #include <stdio.h>

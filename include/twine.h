@@ -10,8 +10,11 @@
 #include <twine/reactor.h>
 #include <twine/dns.h>
 #include <twine/net.h>
+#include <twine/tls.h>
 #include <twine/protocols.h>
 #include <twine/http.h>
+#include <twine/http_client.h>
+#include <twine/http_server.h>
 #include <twine/testing.h>
 
 #endif

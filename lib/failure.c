@@ -1,4 +1,4 @@
-/* twine: failures: domain, code, message and an optional cause. */
+/* twine: failures: domain, code, message, an optional cause and an optional payload. */
 #include "internal.h"
 
 #include <errno.h>
@@ -25,6 +25,8 @@ struct tw_failure {
     int code;
     const char *domain;
     tw_failure *cause;
+    void *data;                 /* the payload, freed by data_dtor */
+    void (*data_dtor)(void *data);
     char message[];
 };
 
@@ -43,6 +45,8 @@ tw_failure *tw_failure_newv(const char *domain, int code, tw_failure *cause,
     f->code = code;
     f->domain = domain ? domain : TW_ERR_USAGE;
     f->cause = cause;
+    f->data = NULL;
+    f->data_dtor = NULL;
     f->message[0] = '\0';
     if (fmt)
         vsnprintf(f->message, (size_t)n + 1, fmt, ap);
@@ -57,6 +61,23 @@ tw_failure *tw_failure_new(const char *domain, int code, tw_failure *cause,
     tw_failure *f = tw_failure_newv(domain, code, cause, fmt, ap);
     va_end(ap);
     return f;
+}
+
+tw_failure *tw_failure_new_with_data(const char *domain, int code, tw_failure *cause,
+                                     void *data, void (*dtor)(void *), const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    tw_failure *f = tw_failure_newv(domain, code, cause, fmt, ap);
+    va_end(ap);
+    f->data = data;
+    f->data_dtor = dtor;
+    return f;
+}
+
+void *tw_failure_data(const tw_failure *f, void (*dtor)(void *))
+{
+    return f && f->data_dtor == dtor ? f->data : NULL;
 }
 
 tw_failure *tw_failure_from_errno(int err, const char *what)
@@ -79,6 +100,8 @@ void tw_failure_unref(tw_failure *f)
     /* Causes are released in a loop, so a long chain needs no stack. */
     while (f && --f->refs == 0) {
         tw_failure *cause = f->cause;
+        if (f->data_dtor && f->data)
+            f->data_dtor(f->data);
         free(f);
         f = cause;
     }

@@ -29,6 +29,8 @@ struct tw_port {
     socklen_t addr_len;
     char *unix_path;                      /* removed when the port closes */
     tw_deferred *stopped;                 /* set by tw_port_stop_listening */
+    void (*free_hook)(void *arg);         /* tw_port_set_free_hook */
+    void *free_arg;
 };
 
 static struct ev_loop *loop(void) { return tw_reactor_loop(); }
@@ -97,6 +99,8 @@ static void on_later(struct ev_loop *l, ev_timer *w, int revents)
 {
     tw_port *p = TW_CONTAINER_OF(w, tw_port, later);
     tw_deferred *d = p->stopped;
+    if (p->free_hook)
+        p->free_hook(p->free_arg);
     free(p->unix_path);
     free(p);
     tw_deferred_callback(d, NULL, NULL);
@@ -223,6 +227,12 @@ int tw_port_get_host(const tw_port *p, struct sockaddr_storage *addr, socklen_t 
     memcpy(addr, &p->addr, p->addr_len);
     *len = p->addr_len;
     return 0;
+}
+
+void tw_port_set_free_hook(tw_port *p, void (*fn)(void *), void *arg)
+{
+    p->free_hook = fn;
+    p->free_arg = arg;
 }
 
 tw_deferred *tw_port_stop_listening(tw_port *p)

@@ -64,4 +64,10 @@ tw_transport *tw_stream_open(int fd, tw_factory *f, const struct sockaddr *peer,
 /* Sets (or with fn NULL removes) the hook run when the connection ends. */
 void tw_stream_set_lost_hook(tw_transport *t, tw_stream_lost_fn fn, void *arg);
 
+/* Listening ports --------------------------------------------------------------- */
+
+/* Has fn(arg) run when p is freed, after tw_port_stop_listening: a port
+ * built on tw_listen_tcp (TLS's) frees its own state with it. */
+void tw_port_set_free_hook(tw_port *p, void (*fn)(void *arg), void *arg);
+
 #endif

@@ -34,6 +34,18 @@ TW_API tw_failure *tw_failure_new(const char *domain, int code, tw_failure *caus
 TW_API tw_failure *tw_failure_newv(const char *domain, int code, tw_failure *cause,
                                    const char *fmt, va_list ap) TW_PRINTF(4, 0);
 
+/* A failure that carries a payload for whoever handles it (an HTTP client
+ * failure carries the response received, for instance). `data` is taken:
+ * dtor(data) runs when the failure goes (dtor may not be NULL). The
+ * destructor doubles as the payload's type tag, see tw_failure_data. */
+TW_API tw_failure *tw_failure_new_with_data(const char *domain, int code, tw_failure *cause,
+                                            void *data, void (*dtor)(void *data),
+                                            const char *fmt, ...) TW_PRINTF(6, 7);
+
+/* f's payload when it was attached with this very destructor, otherwise NULL
+ * (also for f NULL). Borrowed from f. */
+TW_API void *tw_failure_data(const tw_failure *f, void (*dtor)(void *data));
+
 /* A TW_ERR_SYS failure for errno value `err` (positive or negative), with
  * `what` and strerror in the message: "connect: Connection refused". */
 TW_API tw_failure *tw_failure_from_errno(int err, const char *what);

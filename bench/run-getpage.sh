@@ -1,0 +1,245 @@
+#!/bin/sh
+# Runs the page-fetch benchmark: 10,000 fetches of a 1 KiB page from a local
+# nginx, at most 100 at once, with a new connection per request and with
+# keep-alive, by twine (bench/getpage, tw_get_page) and by libcurl's multi
+# interface (bench/getpage-curl); prints wall time, pages/s, CPU seconds and
+# peak RSS of each, their ratios, and whether the goals are met. Builds
+# nothing: run `make bench` in the build directory first (configure finds
+# libcurl when libcurl4-openssl-dev is installed).
+#
+# Usage: run-getpage.sh [--quick] [--runs N] [--requests N] [BUILDDIR]
+#   BUILDDIR defaults to the current directory. Every client runs N times
+#   (5; --quick: 1), alternating with the others; the table shows each one's
+#   best run. nginx runs pinned to CPU $SERVER_CPU (0), the clients to
+#   $CLIENT_CPU (1).
+set -eu
+
+usage() {
+    echo "usage: $0 [--quick] [--runs N] [--requests N] [BUILDDIR]"
+}
+
+runs=5
+requests=10000
+concurrency=100
+size=1024
+build=.
+while [ $# -gt 0 ]; do
+    case $1 in
+    --quick) runs=1 ;;
+    --runs) runs=$2; shift ;;
+    --requests) requests=$2; shift ;;
+    -h | --help) usage; exit 0 ;;
+    -*) usage >&2; exit 2 ;;
+    *) build=$1 ;;
+    esac
+    shift
+done
+
+server_cpu=${SERVER_CPU:-0}
+client_cpu=${CLIENT_CPU:-1}
+nginx=${NGINX:-/usr/sbin/nginx}
+python=${PYTHON3:-python3}
+time_cmd=/usr/bin/time
+twine_client="$build/bench/getpage"
+curl_client="$build/bench/getpage-curl"
+for tool in "$nginx:nginx" "$time_cmd:time" "$(command -v taskset || echo taskset):util-linux" \
+            "$(command -v "$python" || echo "$python"):python3"; do
+    if [ ! -x "${tool%:*}" ]; then
+        echo "$0: ${tool%:*} is missing (Debian package ${tool#*:})" >&2
+        exit 1
+    fi
+done
+if [ ! -x "$twine_client" ]; then
+    echo "$0: no $twine_client; build it with 'make bench' in $build" >&2
+    exit 1
+fi
+if [ ! -x "$curl_client" ]; then
+    echo "$0: no $curl_client: install libcurl4-openssl-dev, configure again," \
+         "and run 'make bench' in $build" >&2
+    exit 1
+fi
+
+tmp=$(mktemp -d)
+nginx_pid=
+cleanup() {
+    if [ -n "$nginx_pid" ]; then
+        kill -TERM "$nginx_pid" 2>/dev/null
+        wait "$nginx_pid" 2>/dev/null
+    fi
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM HUP
+
+# nginx, pinned, on a free port of 127.0.0.1 -----------------------------------------------
+
+# Its worker drops root for "nobody", which must read the page.
+chmod 755 "$tmp"
+mkdir "$tmp/www"
+head -c "$size" /dev/zero | tr '\0' x >"$tmp/www/page.html"
+
+free_port() {
+    "$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+write_config() {   # write_config PORT
+    cat >"$tmp/nginx.conf" <<EOF
+daemon off;
+worker_processes 1;
+pid $tmp/nginx.pid;
+error_log $tmp/error.log warn;
+events { worker_connections 4096; }
+http {
+    types { text/html html; }
+    client_body_temp_path $tmp/client_body;
+    proxy_temp_path $tmp/proxy;
+    fastcgi_temp_path $tmp/fastcgi;
+    uwsgi_temp_path $tmp/uwsgi;
+    scgi_temp_path $tmp/scgi;
+    access_log off;
+    keepalive_requests 100000;
+    server {
+        listen 127.0.0.1:$1;
+        root $tmp/www;
+    }
+}
+EOF
+}
+
+# wait_listening PORT: 0 once nginx accepts on PORT, 2 when it failed to
+# start, 1 when neither happened within 10 s.
+wait_listening() {
+    "$python" - "$1" "$tmp/nginx.err" "$tmp/error.log" <<'EOF'
+import os, socket, sys, time
+port, logs = int(sys.argv[1]), sys.argv[2:]
+deadline = time.monotonic() + 10
+while time.monotonic() < deadline:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        sys.exit(0)
+    except OSError:
+        pass
+    for log in logs:
+        if os.path.exists(log) and "[emerg]" in open(log).read():
+            sys.exit(2)
+    time.sleep(0.02)
+sys.exit(1)
+EOF
+}
+
+started=no
+for attempt in 1 2 3 4 5; do   # another process may take the port first
+    port=$(free_port)
+    write_config "$port"
+    rm -f "$tmp/nginx.err" "$tmp/error.log"
+    taskset -c "$server_cpu" "$nginx" -p "$tmp/" -c "$tmp/nginx.conf" -e "$tmp/error.log" \
+        >"$tmp/nginx.out" 2>"$tmp/nginx.err" &
+    nginx_pid=$!
+    status=0
+    wait_listening "$port" || status=$?
+    case $status in
+    0) started=yes; break ;;
+    2) wait "$nginx_pid" || true; nginx_pid= ;;
+    *) break ;;
+    esac
+done
+if [ $started = no ]; then
+    echo "$0: nginx did not start:" >&2
+    cat "$tmp/nginx.err" "$tmp/error.log" >&2 2>/dev/null || true
+    exit 1
+fi
+url="http://127.0.0.1:$port/page.html"
+
+# The runs -----------------------------------------------------------------------------------
+
+# measure CLIENT MODE: one run; appends "MODE CLIENT wall-s cpu-s peak-rss-kb"
+# to the results. The wall time is the client's own (first request to last
+# page); CPU time and peak RSS are /usr/bin/time's. libtool runs twine's
+# client itself rather than its wrapper script.
+measure() {
+    case $1 in
+    twine) client=$twine_client ;;
+    libcurl) client=$curl_client ;;
+    esac
+    case $2 in
+    new) options=--new-connections ;;
+    keep-alive) options= ;;
+    esac
+    # $options unquoted: it is one word or none.
+    if ! "$build/libtool" --mode=execute taskset -c "$client_cpu" \
+            "$time_cmd" -f '%e %U %S %M' -o "$tmp/time.out" \
+            "$client" --requests "$requests" --concurrency "$concurrency" --size "$size" \
+            $options "$url" >"$tmp/client.out" 2>"$tmp/client.err"; then
+        echo "$0: $1 ($2) failed:" >&2
+        cat "$tmp/client.out" "$tmp/client.err" >&2
+        exit 1
+    fi
+    wall=$(awk '$1 == "wall_s" { print $2 }' "$tmp/client.out")
+    awk -v m="$2" -v c="$1" -v w="$wall" '{ print m, c, w, $2 + $3, $4 }' "$tmp/time.out" \
+        >>"$tmp/results"
+}
+
+echo "nginx on 127.0.0.1:$port (CPU $server_cpu), clients on CPU $client_cpu;" \
+     "$requests fetches of $size bytes, $concurrency at once" >&2
+measure twine keep-alive      # a warm-up, not counted
+measure libcurl keep-alive
+rm "$tmp/results"
+for i in $(seq "$runs"); do
+    echo "run $i of $runs" >&2
+    for mode in new keep-alive; do
+        measure twine "$mode"
+        measure libcurl "$mode"
+    done
+done
+
+cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n 1)
+awk -v requests="$requests" -v size="$size" -v conc="$concurrency" -v runs="$runs" \
+    -v cpus="$(nproc)" -v cpu="${cpu:-unknown CPU}" -v scpu="$server_cpu" -v ccpu="$client_cpu" '
+# Each client and mode: its best run (the shortest wall time), and the median rate.
+{
+    k = $1 " " $2
+    n[k]++
+    rate[k, n[k]] = requests / $3
+    if (!(k in wall) || $3 < wall[k]) { wall[k] = $3; cpu_s[k] = $4; rss[k] = $5 / 1024 }
+}
+function median(k,    s, i, j, x) {
+    for (i = 1; i <= n[k]; i++) {
+        x = rate[k, i]
+        for (j = i - 1; j >= 1 && s[j] > x; j--)
+            s[j + 1] = s[j]
+        s[j + 1] = x
+    }
+    return s[int((n[k] + 1) / 2)]
+}
+function row(mode, client,    k) {
+    k = mode " " client
+    printf "| %-10s | %-7s | %6.3f | %7.0f (%7.0f) | %5.2f | %12.1f |\n", mode, client, wall[k],
+           requests / wall[k], median(k), cpu_s[k], rss[k]
+}
+function ratio(mode,    t, c) {
+    t = requests / wall[mode " twine"]; c = requests / wall[mode " libcurl"]
+    return t / c
+}
+function goal(label, mode, want,    r, m) {
+    r = ratio(mode)
+    m = rss[mode " twine"] < rss[mode " libcurl"]
+    printf "  %-11s pages/s twine/libcurl %.2f (goal %.1f: %s); peak RSS %.1f vs %.1f MB (goal lower: %s); CPU s twine/libcurl %.2f\n",
+           label, r, want, r >= want ? "met" : "NOT met", rss[mode " twine"], rss[mode " libcurl"],
+           m ? "met" : "NOT met", cpu_s[mode " twine"] / cpu_s[mode " libcurl"]
+}
+END {
+    printf "Page-fetch benchmark: %d fetches of a %d-byte page from nginx, %d at once\n", requests, size, conc
+    printf "machine: %s CPUs, %s; nginx on CPU %s, the client on CPU %s; best of %d run(s)\n\n",
+           cpus, cpu, scpu, ccpu, runs
+    printf "| %-10s | %-7s | %6s | %17s | %5s | %12s |\n", "mode", "client", "wall s",
+           "pages/s (median)", "CPU s", "peak RSS MB"
+    printf "|------------|---------|-------:|------------------:|------:|-------------:|\n"
+    row("new", "twine"); row("new", "libcurl")
+    row("keep-alive", "twine"); row("keep-alive", "libcurl")
+    printf "\nnew: a new connection per request; CPU s: the client'"'"'s user + system time.\n"
+    printf "Goals: twine at least 1.3x libcurl with new connections, at least equal with\n"
+    printf "keep-alive, with a lower peak RSS:\n"
+    goal("new", "new", 1.3)
+    goal("keep-alive", "keep-alive", 1.0)
+}
+' "$tmp/results"
