@@ -155,4 +155,39 @@ else
     failed "chat-server: after SIGTERM: $status" "$tmp/chat.err"
 fi
 
+
+# http-server and getpage-batch ------------------------------------------------------
+
+mkdir "$tmp/site"
+for i in 1 2 3 4 5 6; do
+    head -c $((i * 5000)) /dev/zero | tr '\0' 'p' > "$tmp/site/page$i.html"
+done
+start http "$b/http-server" -i 127.0.0.1 -p 0 "$tmp/site"
+if wait_for "$tmp/http.out" "$listening"; then
+    pass "http-server: listening"
+else
+    failed "http-server: no 'listening on' line" "$tmp/http.out" "$tmp/http.err"
+fi
+http_port=$(port_of http 1)
+for i in 1 2 3 4 5 6; do echo "http://127.0.0.1:$http_port/page$i.html"; done > "$tmp/urls"
+check "getpage-batch: six pages, two at a time, all fetched" \
+    '^6 pages: 6 ok, 0 failed; 105000 bytes in ' "$b/getpage-batch" -c 2 -f "$tmp/urls"
+check "getpage-batch: each page's status and size" \
+    '^200 +30000 B .* http://127\.0\.0\.1:[0-9]+/page6\.html$' "$b/getpage-batch" -f "$tmp/urls"
+check_run "getpage-batch: a missing page and a closed port fail, exit status 1" fails \
+    '^3 pages: 1 ok, 2 failed' \
+    "$b/getpage-batch" "http://127.0.0.1:$http_port/page1.html" \
+    "http://127.0.0.1:$http_port/missing.html" "http://127.0.0.1:$port1/"
+check "http-server: a handler answers /hello" '.' "$b/getpage-batch" "http://127.0.0.1:$http_port/hello"
+status=$(stop http)
+if [ "$status" = 0 ]; then
+    pass "http-server: SIGTERM stops it, exit status 0"
+else
+    failed "http-server: after SIGTERM: $status" "$tmp/http.err"
+fi
+
+# make demo's script: the site, the server and the batch together
+check "demo: 30 pages served and fetched" '^30 pages: 30 ok, 0 failed' \
+    sh "${top_srcdir:-.}/examples/demo.sh" "$b"
+
 exit $fail

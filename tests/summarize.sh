@@ -1,7 +1,7 @@
 #!/bin/sh
-# Totals the test cases of automake test logs: cmocka's per-suite counts, and
-# one case for every other test (a script, or a suite that died before cmocka
-# could print its summary). Prints "N passed, N failed" (", N skipped").
+# Totals the test cases of automake test logs: cmocka's per-suite counts, a
+# script's PASS:/FAIL:/SKIP: lines, and one case for any other test (or a
+# suite that died before it could print its counts). Prints "N passed, N failed" (", N skipped").
 # Usage: tests/summarize.sh DIR...   (each DIR a build tree that ran make check)
 set -u
 passed=0 failed=0 skipped=0
@@ -18,6 +18,16 @@ for dir in "$@"; do
             skipped=$((skipped + ${s:-0}))
             # A suite that printed its counts but then crashed still failed.
             if [ "$result" != PASS ] && [ "$result" != SKIP ] && [ -z "$f" ]; then
+                failed=$((failed + 1))
+            fi
+        elif grep -q -E '^(PASS|FAIL|SKIP): ' "$log" 2>/dev/null; then
+            # A script test: one case per PASS:/FAIL:/SKIP: line it printed.
+            p=$(grep -c '^PASS: ' "$log")
+            f=$(grep -c '^FAIL: ' "$log")
+            passed=$((passed + p))
+            failed=$((failed + f))
+            skipped=$((skipped + $(grep -c '^SKIP: ' "$log")))
+            if [ "$result" != PASS ] && [ "$result" != SKIP ] && [ "$f" -eq 0 ]; then
                 failed=$((failed + 1))
             fi
         else
