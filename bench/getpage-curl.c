@@ -136,11 +136,16 @@ static int on_timer(CURLM *multi, long timeout_ms, void *arg)
     return 0;
 }
 
-static void run_socket_action(void)
+/* Before the first transfer is added: adding one sets the timer. */
+static void setup_socket_action(void)
 {
     b.epfd = epoll_create1(EPOLL_CLOEXEC);
     curl_multi_setopt(b.multi, CURLMOPT_SOCKETFUNCTION, on_socket);
     curl_multi_setopt(b.multi, CURLMOPT_TIMERFUNCTION, on_timer);
+}
+
+static void run_socket_action(void)
+{
     int running;
     while (b.done < b.requests) {
         struct epoll_event events[128];
@@ -234,6 +239,8 @@ int main(int argc, char **argv)
     struct transfer **transfers = calloc((size_t)n, sizeof *transfers);
     for (long i = 0; i < n; i++)
         transfers[i] = new_transfer();
+    if (!multi_poll)
+        setup_socket_action();
     double t0 = now();
     for (long i = 0; i < n; i++)
         start_transfer(transfers[i]);

@@ -131,7 +131,7 @@ echo "nginx $("$nginx" -v 2>&1 | sed 's/.*\///') on 127.0.0.1:$port"
 if [ "${TWINE_VALGRIND:-0}" = 1 ]; then
     set -- "${top_builddir:-.}/libtool" --mode=execute valgrind --quiet --error-exitcode=99 \
         --leak-check=full --errors-for-leak-kinds=definite,indirect,possible \
-        "$driver" --no-rss --timeout 600
+        "$driver" --no-rss --timeout 240
 else
     set -- "$driver"
 fi
