@@ -33,7 +33,7 @@ typedef struct fetch {
     int max_redirects, redirects;
     size_t max_body;
     bool decode;
-    char **visited;                   /* "METHOD URL" of each request so far */
+    char **visited;                   /* "METHOD URL" of each request, once one redirects */
     size_t nvisited;
 
     tw_deferred *step;                /* the request under way */
@@ -189,6 +189,8 @@ static void consider_redirect(fetch *f, const char *location, const char *method
         return;
     }
     tw_url_clear(&u);
+    if (f->nvisited == 0)             /* the first request, known only now */
+        visit(f, format("%s %s", f->method, f->url));
     char *request = format("%s %s", method, next);
     if (f->redirects >= f->max_redirects) {
         f->error = format("%d %s: more than %d redirects", r->status, r->reason, f->max_redirects);
@@ -347,7 +349,7 @@ static void on_response(tw_result *r, void *arg)
     }
     const char *length = tw_http_headers_get(resp->headers, "Content-Length");
     bool to_memory = f->mode == READ_ERROR || (f->mode == READ_PAGE && !f->sink);
-    if (length && to_memory && !f->decoder) {
+    if (length && to_memory && !f->decoder && strcmp(f->method, "HEAD")) {
         /* Room for the whole body at once, if it is within bounds. */
         unsigned long long n = strtoull(length, NULL, 10);
         if (n && n <= (f->max_body ? f->max_body : DEFAULT_MAX_BODY))
@@ -419,7 +421,6 @@ tw_deferred *tw_http_fetch(const char *url, const tw_page_options *opt, const tw
     f->decode = opt->decode_content;
     f->sink = sink;
     f->sink_arg = sink_arg;
-    visit(f, format("%s %s", f->method, f->url));
 
     f->d = tw_deferred_new(cancel_fetch, f);
     tw_deferred *d = tw_deferred_ref(f->d);

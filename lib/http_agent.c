@@ -204,13 +204,18 @@ void tw_http_agent_conn_reusable(tw_http_conn *c)
     }
 }
 
+/* The idle connection returned last, skipping those already closing (the
+ * server's end of stream was read, and the loop has yet to report it). */
 static tw_http_conn *pool_take(tw_http_agent *a, const tw_http_exchange *x)
 {
     tw_http_host *h = host_find(a, x, false);
-    tw_http_conn *c = h ? h->idle_head : NULL;
-    if (c)
+    while (h && h->idle_head) {
+        tw_http_conn *c = h->idle_head;
         idle_remove(a, c);
-    return c;
+        if (!tw_transport_disconnecting(c->proto.transport))
+            return c;
+    }
+    return NULL;
 }
 
 static void add_conn(tw_http_agent *a, tw_http_conn *c, const tw_http_exchange *x)

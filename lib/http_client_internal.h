@@ -54,14 +54,15 @@ typedef struct tw_http_buf {
     size_t len, cap;
 } tw_http_buf;
 
+/* Room for `more` bytes; the first reservation is exact, later ones double. */
 static inline void tw_http_buf_reserve(tw_http_buf *b, size_t more)
 {
-    if (b->len + more + 1 > b->cap) {
-        size_t cap = b->cap ? 2 * b->cap : 1024;
-        while (cap < b->len + more + 1)
-            cap *= 2;
+    size_t need = b->len + more + 1;
+    if (need > b->cap) {
+        size_t cap = b->cap && 2 * b->cap > need ? 2 * b->cap : need;
         b->data = tw_xrealloc(b->data, cap);
         b->cap = cap;
+        b->data[b->len] = '\0';
     }
 }
 

@@ -125,10 +125,11 @@ typedef void (*tw_http_end_fn)(void *arg, const tw_failure *reason);
 
 /* Starts delivering the body to on_data (may be NULL: the body is dropped)
  * and on_end (may be NULL), with arg. Until it is called the connection is
- * not read, so a body that waits holds no memory. Bytes already received
- * are delivered from the loop; an end already reached is delivered at once.
- * Returns 0, or -EALREADY when the body was already being delivered. Both
- * callbacks may pause, resume or free r. */
+ * not read, so a body that waits holds at most one read's worth of bytes.
+ * Called from the callback of the request's Deferred, delivery goes straight
+ * on; later, what was already received (or the end already reached) is
+ * delivered from the loop. Returns 0, or -EALREADY when the body was already
+ * being delivered. Both callbacks may pause, resume or free r. */
 TW_API int tw_http_client_response_deliver_body(tw_http_client_response *r, tw_http_data_fn on_data,
                                                 tw_http_end_fn on_end, void *arg);
 
@@ -159,7 +160,9 @@ TW_API void tw_http_content_free(tw_http_content *c);
  * errbacks with the failure that ended the body, carrying the response and
  * the part of the body received (tw_http_failure_response). With max > 0, a
  * body longer than max bytes is abandoned and fails with TW_ERR_HTTP_BODY,
- * code EFBIG. Cancelling it abandons the body (TW_ERR_CANCELLED). */
+ * code EFBIG. Cancelling it abandons the body (TW_ERR_CANCELLED). When r's
+ * body is already being delivered elsewhere, r is left alone and the
+ * Deferred errbacks TW_ERR_USAGE (code EALREADY). */
 TW_API tw_deferred *tw_read_body(tw_http_client_response *r);
 TW_API tw_deferred *tw_read_body_max(tw_http_client_response *r, size_t max);
 
