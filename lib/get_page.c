@@ -212,8 +212,8 @@ static void follow_redirect(fetch *f)
     tw_http_client_response_free(f->resp);
     f->resp = NULL;
     tw_url from, to;
-    if (tw_url_parse(&from, f->url) == 0 && tw_url_parse(&to, f->next_url) == 0 &&
-        !tw_url_same_origin(&from, &to) && f->headers) {
+    int from_err = tw_url_parse(&from, f->url), to_err = tw_url_parse(&to, f->next_url);
+    if (!from_err && !to_err && !tw_url_same_origin(&from, &to) && f->headers) {
         /* Credentials stay with the origin they were meant for. */
         tw_http_headers_remove(f->headers, "Authorization");
         tw_http_headers_remove(f->headers, "Cookie");
@@ -294,7 +294,7 @@ static void on_body_data(void *arg, const char *data, size_t len)
         stop_body(f);
 }
 
-static void on_body_end(void *arg, const tw_failure *reason)
+static void on_body_end(void *arg, tw_failure *reason)
 {
     fetch *f = arg;
     if (f->mode == READ_REDIRECT) {

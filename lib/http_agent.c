@@ -481,7 +481,8 @@ tw_deferred *tw_http_agent_request_opts(tw_http_agent *a, const char *method, co
 {
     tw_http_exchange *x = tw_xcalloc(1, sizeof *x);
     x->refs = 1;
-    x->agent = tw_http_agent_ref(a);
+    x->agent = tw_http_agent_ref(a ? a : tw_http_default_agent());
+    a = x->agent;
     if (!method)
         method = "";
     if (!url)
@@ -517,8 +518,16 @@ tw_deferred *tw_http_agent_request(tw_http_agent *a, const char *method, const c
 
 /* Closing ---------------------------------------------------------------------------------- */
 
+static tw_http_agent *default_agent;
+static int default_trigger;
+
 tw_deferred *tw_http_agent_close(tw_http_agent *a)
 {
+    if (a == default_agent) {         /* the next use makes a new one */
+        default_agent = NULL;
+        tw_reactor_remove_system_event_trigger(default_trigger);
+        default_trigger = 0;
+    }
     a->closed = true;
     while (a->connecting)
         tw_deferred_cancel(a->connecting->d);
@@ -549,16 +558,9 @@ void tw_http_agent_free(tw_http_agent *a)
 
 /* The default agent --------------------------------------------------------------------- */
 
-static tw_http_agent *default_agent;
-static int default_trigger;
-
 static tw_deferred *close_default_agent(void *arg)
 {
-    tw_http_agent *a = default_agent;
-    default_agent = NULL;
-    tw_reactor_remove_system_event_trigger(default_trigger);
-    default_trigger = 0;
-    return a ? tw_http_agent_close(a) : NULL;
+    return default_agent ? tw_http_agent_close(default_agent) : NULL;
 }
 
 tw_http_agent *tw_http_default_agent(void)

@@ -52,7 +52,7 @@ static void reader_data(void *arg, const char *data, size_t len)
     tw_http_buf_append(&rd->body, data, len);
 }
 
-static void reader_end(void *arg, const tw_failure *reason)
+static void reader_end(void *arg, tw_failure *reason)
 {
     reader *rd = arg;
     if (reason) {

@@ -137,7 +137,8 @@ struct server {
     int tls;
     int connections, requests, lost;
     int want_lost;              /* count down once this many connections are lost */
-    int close_second;           /* close a connection on its second request, unanswered */
+    int close_second;           /* 1: close a connection on its second request, unanswered;
+                                 * 2: reset it */
     const char *cross;          /* where /cross redirects */
     sconn *open;
     char method[16];
@@ -180,6 +181,33 @@ static void redirect(sconn *c, int status, const char *location)
     char extra[1024];
     snprintf(extra, sizeof extra, "Location: %s\r\n", location);
     send_response(c, status, extra, "move on", 7);
+}
+
+/* Resets c: the client gets an RST, not a FIN. The transport keeps its
+ * socket to itself, so it is found by its peer's address. */
+static void reset(sconn *c)
+{
+    struct sockaddr_in peer, a;
+    socklen_t len = sizeof peer;
+    assert_int_equal(tw_transport_get_peer(c->base.transport, (struct sockaddr_storage *)&peer,
+                                           &len), 0);
+    for (int fd = 3; fd < 4096; fd++) {
+        len = sizeof a;
+        if (getpeername(fd, (struct sockaddr *)&a, &len) == 0 && a.sin_family == AF_INET &&
+            a.sin_port == peer.sin_port && a.sin_addr.s_addr == peer.sin_addr.s_addr) {
+            struct linger l = { .l_onoff = 1, .l_linger = 0 };
+            setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+            break;
+        }
+    }
+    tw_transport_abort_connection(c->base.transport);
+}
+
+static void reset_later(void *arg)
+{
+    sconn *c = arg;
+    c->timer = NULL;
+    reset(c);
 }
 
 static void drip_tick(void *arg)
@@ -305,6 +333,9 @@ static void route(sconn *c, const char *method, const char *path)
     } else if (!strcmp(path, "/count")) {
         snprintf(buf, sizeof buf, "%d/%d", c->id, c->served);
         send_text(c, buf);
+    } else if (!strcmp(path, "/reset-body")) {
+        send_str(c, "HTTP/1.1 200 OK\r\n\r\npartial");
+        c->timer = tw_call_later(0.05, reset_later, c);
     } else if (!strcmp(path, "/drop")) {
         tw_transport_lose_connection(c->base.transport);
     } else {
@@ -365,7 +396,10 @@ static void sconn_data(tw_protocol *p, const char *data, size_t len)
         c->len -= head_len + body_len;
         s->requests++;
         if (s->close_second && c->served == 1) {
-            tw_transport_lose_connection(p->transport);
+            if (s->close_second == 2)
+                reset(c);
+            else
+                tw_transport_lose_connection(p->transport);
             return;
         }
         c->served++;
@@ -594,6 +628,29 @@ static void close_agent(tw_http_agent *a)
     run_reactor();
 }
 
+/* Failure payloads (failure.h), which carry the client's responses --------------------- */
+
+static void test_failure_payload_goes_with_the_failure(void **state)
+{
+    tw_test_live_boxes = 0;
+    tw_failure *f = tw_failure_new_with_data(TW_ERR_HTTP, 404, NULL, tw_test_box(7),
+                                             tw_test_box_free, "%d %s", 404, "Not Found");
+    assert_int_equal(tw_test_live_boxes, 1);
+    assert_string_equal(tw_failure_message(f), "404 Not Found");
+    int *box = tw_failure_data(f, tw_test_box_free);
+    assert_non_null(box);
+    assert_int_equal(*box, 7);
+    assert_null(tw_failure_data(f, free));             /* another type tag */
+    assert_null(tw_failure_data(NULL, tw_test_box_free));
+    tw_failure *outer = tw_failure_new(TW_ERR_TIMEOUT, 0, tw_failure_ref(f), "timed out");
+    assert_null(tw_failure_data(outer, tw_test_box_free));   /* not looked up in causes */
+    assert_null(tw_http_failure_response(outer));            /* no response attached */
+    tw_failure_unref(f);
+    assert_int_equal(tw_test_live_boxes, 1);            /* the cause keeps it */
+    tw_failure_unref(outer);
+    assert_int_equal(tw_test_live_boxes, 0);
+}
+
 /* URLs ------------------------------------------------------------------------------------ */
 
 static void assert_join(const char *ref, const char *want)
@@ -814,11 +871,11 @@ static void collect_data(void *arg, const char *data, size_t len)
     }
 }
 
-static void collect_end(void *arg, const tw_failure *reason)
+static void collect_end(void *arg, tw_failure *reason)
 {
     collector *c = arg;
     c->ended++;
-    c->end = reason ? tw_failure_ref((tw_failure *)reason) : NULL;
+    c->end = reason ? tw_failure_ref(reason) : NULL;
     const char *t = c->r->trailers ? tw_http_headers_get(c->r->trailers, "X-Checksum") : NULL;
     snprintf(c->trailer, sizeof c->trailer, "%s", t ? t : "");
     count_down();
@@ -1045,6 +1102,18 @@ static void test_connection_closed_before_the_response(void **state)
     fetch(&o, url_of(&s, "/drop"), NULL);
     assert_failure(&o, TW_ERR_CONNECTION_LOST, -1);
     assert_int_equal(s.requests, 1);    /* a new connection: not sent again */
+    outcome_clear(&o);
+    server_stop(&s);
+}
+
+static void test_reset_during_a_body_delimited_by_the_close(void **state)
+{
+    server s;
+    server_start(&s);
+    outcome o = { 0 };
+    fetch(&o, url_of(&s, "/reset-body"), NULL);
+    assert_failure(&o, TW_ERR_CONNECTION_LOST, ECONNRESET);
+    assert_string_equal(tw_http_failure_response(o.failure)->body, "partial");
     outcome_clear(&o);
     server_stop(&s);
 }
@@ -1531,6 +1600,24 @@ static void test_server_closing_a_kept_alive_connection(void **state)
     server_stop(&s);
 }
 
+static void test_server_resetting_a_kept_alive_connection(void **state)
+{
+    server s;
+    server_start(&s);
+    s.close_second = 2;
+    tw_http_agent *a = tw_http_agent_new(NULL);
+    tw_page_options opt = { .agent = a, .method = "DELETE" };
+    outcome o = { 0 };
+    for (int i = 0; i < 2; i++) {
+        fetch(&o, url_of(&s, "/count"), &opt);
+        assert_string_equal(page(&o)->body, i ? "2/1" : "1/1");
+        outcome_clear(&o);
+    }
+    assert_int_equal(s.requests, 3);
+    close_agent(a);
+    server_stop(&s);
+}
+
 static void test_idle_connection_the_server_closes_leaves_the_pool(void **state)
 {
     server s;
@@ -1935,6 +2022,7 @@ int main(void)
 {
     make_compressed_bodies();
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_failure_payload_goes_with_the_failure),
         cmocka_unit_test(test_url_join_follows_rfc_3986),
         cmocka_unit_test(test_bad_urls_fail_from_the_loop),
         cmocka_unit_test(test_request_line_and_header_fields),
@@ -1951,6 +2039,7 @@ int main(void)
         cmocka_unit_test(test_end_of_stream_inside_a_chunk),
         cmocka_unit_test(test_malformed_heads),
         cmocka_unit_test(test_connection_closed_before_the_response),
+        cmocka_unit_test(test_reset_during_a_body_delimited_by_the_close),
         cmocka_unit_test(test_error_statuses_errback_with_the_response),
         cmocka_unit_test(test_redirects_are_followed_for_get),
         cmocka_unit_test(test_303_turns_a_post_into_a_get),
@@ -1973,6 +2062,7 @@ int main(void)
         cmocka_unit_test(test_idle_timeout_closes_idle_connections),
         cmocka_unit_test(test_agent_without_keep_alive),
         cmocka_unit_test(test_server_closing_a_kept_alive_connection),
+        cmocka_unit_test(test_server_resetting_a_kept_alive_connection),
         cmocka_unit_test(test_idle_connection_the_server_closes_leaves_the_pool),
         cmocka_unit_test(test_closing_the_agent_cancels_its_requests),
         cmocka_unit_test(test_default_agent_closes_at_shutdown),

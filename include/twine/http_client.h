@@ -34,8 +34,9 @@ TW_BEGIN_DECLS
  *   TW_ERR_SYS, TW_ERR_DNS, TW_ERR_TLS, TW_ERR_TIMEOUT  connecting, and the
  *                        total timeout; TW_ERR_CANCELLED: cancelled
  *   TW_ERR_USAGE         a bad URL, method or argument
- * A failure that happens once a response head has arrived carries that
- * response, with the body received so far: see tw_http_failure_response. */
+ * A failure of tw_get_page, tw_download_page or tw_read_body that happens
+ * once a response head has arrived carries that response, with the body
+ * received so far: see tw_http_failure_response. */
 TW_API extern const char TW_ERR_HTTP_BODY[];
 
 /* The response a client failure carries (status, reason, headers, the body
@@ -74,19 +75,23 @@ TW_API tw_deferred *tw_http_agent_close(tw_http_agent *a);
 TW_API void tw_http_agent_free(tw_http_agent *a);
 
 /* The process-wide agent that tw_get_page uses when options->agent is NULL,
- * with the default options. Created on first use (borrowed); a shutdown
- * trigger closes it when the reactor stops, and the next use makes a new one. */
+ * with the default options. Created on first use (borrowed). A shutdown
+ * trigger (TW_SHUTDOWN_BEFORE, which waits until its connections have
+ * closed) closes it when the reactor stops, as tw_http_agent_close may; the
+ * next use makes a new one. */
 TW_API tw_http_agent *tw_http_default_agent(void);
 
 /* How many idle connections the pool holds, over every host. */
 TW_API size_t tw_http_agent_idle_count(const tw_http_agent *a);
 
-/* Sends `method` (a token: "GET", "POST"...) for `url` with the caller's
- * header fields after twine's own (Host, User-Agent, Content-Length when
- * there is a body or the method is POST, PUT or PATCH; the caller's Host,
- * Content-Length and Transfer-Encoding are left out, and its User-Agent
- * replaces the agent's). h (may be NULL) and the len bytes at body are
- * copied. HTTP/1.1, on an idle connection of the pool when there is one.
+/* Sends `method` (a token: "GET", "POST"...) for `url` through agent `a`
+ * (NULL: tw_http_default_agent()), with the caller's header fields after
+ * twine's own (Host, User-Agent, Content-Length when there is a body or the
+ * method is POST, PUT or PATCH, "Connection: close" without keep-alive; the
+ * caller's Host, Content-Length and Transfer-Encoding are left out, and its
+ * User-Agent replaces the agent's). h (may be NULL) and the len bytes at
+ * body are copied. HTTP/1.1, on an idle connection of the pool when there
+ * is one, the request head and body in one write.
  *
  * Fires with a tw_http_client_response * as soon as the response head has
  * arrived (1xx heads are skipped), owned by the result: steal it with
@@ -121,7 +126,7 @@ typedef struct tw_http_client_response {
  * the call) that ended it: TW_ERR_HTTP_PARSE (a truncated or malformed
  * body), TW_ERR_CONNECTION_LOST, TW_ERR_CANCELLED (the agent was closed). */
 typedef void (*tw_http_data_fn)(void *arg, const char *data, size_t len);
-typedef void (*tw_http_end_fn)(void *arg, const tw_failure *reason);
+typedef void (*tw_http_end_fn)(void *arg, tw_failure *reason);
 
 /* Starts delivering the body to on_data (may be NULL: the body is dropped)
  * and on_end (may be NULL), with arg. Until it is called the connection is
