@@ -1,5 +1,6 @@
 /* twine tests: the resolver, against a DNS responder of the test's own on
  * 127.0.0.1 (tests/dns_responder.c), so no test needs a network. */
+#define SAFETY_SECONDS 10.0
 #include "testutil.h"
 
 #include <arpa/inet.h>
@@ -12,11 +13,8 @@
 #include "dns_responder.h"
 
 /* Every test stops the reactor itself; this timer fails one that would hang. */
-#define SAFETY_SECONDS 10.0
 
 static dns_responder *responder;
-static int waiting;             /* outcomes the running test still expects */
-static int hung;
 
 /* What a lookup's Deferred fired with. */
 typedef struct outcome {
@@ -30,12 +28,6 @@ static void outcome_clear(outcome *o)
     free(o->addrs);
     tw_failure_unref(o->failure);
     memset(o, 0, sizeof *o);
-}
-
-static void count_down(void)
-{
-    if (--waiting == 0)
-        tw_reactor_stop();
 }
 
 /* Records the outcome; for lookups the test does not wait for. */
@@ -74,31 +66,6 @@ static void resolve_into(outcome *o, const char *host, int port, int family)
     tw_deferred_add_callbacks(d, on_addresses, on_failure, o);
     tw_deferred_unref(d);
     waiting++;
-}
-
-static void on_safety(void *arg)
-{
-    hung = 1;
-    tw_reactor_stop();
-}
-
-/* Runs the reactor until every expected outcome has come. */
-static void run_reactor(void)
-{
-    hung = 0;
-    tw_delayed_call *safety = tw_call_later(SAFETY_SECONDS, on_safety, NULL);
-    assert_int_equal(tw_reactor_run(), 0);
-    if (!hung)
-        tw_delayed_call_cancel(safety);
-    assert_false(hung);
-    assert_int_equal(waiting, 0);
-}
-
-static double monotonic_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 static void use_responder(dns_responder *r)

@@ -20,40 +20,19 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#define SAFETY_SECONDS 20.0
 #include "testutil.h"
 #include "../lib/http_parse.h"        /* the codes of TW_ERR_HTTP_PARSE failures */
 
-#define SAFETY_SECONDS 20.0
 
 /* Running the reactor ------------------------------------------------------------ */
 
-static int waiting;             /* events the running test still expects */
-static int hung;
 
-static void count_down(void)
+/* run_reactor, for tests where every expected event may already have come. */
+static void run_until_done(void)
 {
-    if (--waiting == 0)
-        tw_reactor_stop();
-}
-
-static void on_safety(void *arg)
-{
-    hung = 1;
-    tw_reactor_stop();
-}
-
-/* Runs the reactor until `waiting` events have come. */
-static void run_reactor(void)
-{
-    if (waiting == 0)
-        return;
-    hung = 0;
-    tw_delayed_call *safety = tw_call_later(SAFETY_SECONDS, on_safety, NULL);
-    assert_int_equal(tw_reactor_run(), 0);
-    if (!hung)
-        tw_delayed_call_cancel(safety);
-    assert_false(hung);
-    assert_int_equal(waiting, 0);
+    if (waiting > 0)
+        run_reactor();
 }
 
 static void count_down_later(void *arg)
@@ -66,14 +45,7 @@ static void run_for(double seconds)
 {
     waiting++;
     tw_call_later(seconds, count_down_later, NULL);
-    run_reactor();
-}
-
-static double monotonic_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+    run_until_done();
 }
 
 /* Bodies the server sends compressed ----------------------------------------------- */
@@ -476,7 +448,7 @@ static void wait_lost(server *s, int n)
         return;
     s->want_lost = n;
     waiting++;
-    run_reactor();
+    run_until_done();
 }
 
 static void port_stopped(tw_result *r, void *arg)
@@ -494,7 +466,7 @@ static void server_stop(server *s)
     waiting++;
     tw_deferred_add_callback(d, port_stopped, NULL);
     tw_deferred_unref(d);
-    run_reactor();
+    run_until_done();
     wait_lost(s, gone);
     free(s->body);
     free(s->big);
@@ -587,7 +559,7 @@ static void fetch(outcome *o, const char *url, const tw_page_options *opt)
 {
     watch_page(o, tw_get_page(url, opt));
     assert_int_equal(o->fired, 0);      /* never before the call returns */
-    run_reactor();
+    run_until_done();
     assert_int_equal(o->fired, 1);
 }
 
@@ -625,7 +597,7 @@ static void close_agent(tw_http_agent *a)
     tw_deferred *d = tw_http_agent_close(a);
     tw_deferred_add_callback(d, agent_closed, NULL);
     tw_deferred_unref(d);
-    run_reactor();
+    run_until_done();
 }
 
 /* Failure payloads (failure.h), which carry the client's responses --------------------- */
@@ -904,7 +876,7 @@ static void collect(collector *c, tw_http_agent *a, const char *method, const ch
     tw_deferred *d = tw_http_agent_request(a, method, url, NULL, NULL, 0);
     tw_deferred_add_callbacks(d, start_collecting, collect_failed, c);
     tw_deferred_unref(d);
-    run_reactor();
+    run_until_done();
 }
 
 static void collector_clear(collector *c)
@@ -1435,7 +1407,7 @@ static void cancel_during(server *s, const char *path, outcome *o)
     tw_deferred *d = tw_get_page(url_of(s, path), NULL);
     tw_call_later(0.1, cancel_now, tw_deferred_ref(d));
     watch_page(o, d);
-    run_reactor();
+    run_until_done();
     assert_failure(o, TW_ERR_CANCELLED, -1);
     wait_lost(s, 1);
 }
@@ -1493,7 +1465,7 @@ static void test_keep_alive_reuses_one_connection(void **state)
     chain c = { .opt = { .agent = a }, .s = &s };
     c.o.then = chain_next;
     watch_page(&c.o, tw_get_page(url_of(&s, "/count"), &c.opt));
-    run_reactor();
+    run_until_done();
     assert_int_equal(c.done, 5);
     for (int i = 0; i < 5; i++) {
         char want[16];
@@ -1524,7 +1496,7 @@ static void test_idle_connections_per_host_are_capped(void **state)
     outcome o[3] = { { 0 } };
     for (int i = 0; i < 3; i++)
         watch_page(&o[i], tw_get_page(url_of(&s, "/count"), &opt));
-    run_reactor();
+    run_until_done();
     for (int i = 0; i < 3; i++) {
         assert_non_null(o[i].resp);
         outcome_clear(&o[i]);
@@ -1655,7 +1627,7 @@ static void test_closing_the_agent_cancels_its_requests(void **state)
     watch_stream(&o, tw_http_agent_request(a, "GET", url_of(&s, "/never"), NULL, NULL, 0));
     waiting++;                          /* the agent's close */
     tw_call_later(0.1, close_agent_now, a);
-    run_reactor();
+    run_until_done();
     assert_int_equal(s.requests, 1);
     assert_failure(&o, TW_ERR_CANCELLED, -1);
     wait_lost(&s, 1);
@@ -1683,7 +1655,7 @@ static void test_hundred_concurrent_fetches(void **state)
     static outcome o[N];
     for (int i = 0; i < N; i++)
         watch_page(&o[i], tw_get_page(url_of(&s, "/cl"), NULL));
-    run_reactor();
+    run_until_done();
     for (int i = 0; i < N; i++) {
         assert_non_null(o[i].resp);
         assert_string_equal(page(&o[i])->body, "hello");
@@ -1800,7 +1772,7 @@ static void test_read_body_after_the_callback(void **state)
         outcome o = { .then = keep_for_later };
         watch_stream(&o, tw_http_agent_request(late_agent, "GET", url_of(&s, cases[i].path), NULL,
                                                NULL, 0));
-        run_reactor();
+        run_until_done();
         assert_non_null(o.content);
         assert_string_equal(o.content->data, cases[i].body);
         assert_int_equal(o.content->len, strlen(cases[i].body));
@@ -1827,7 +1799,7 @@ static void test_read_body_failures(void **state)
     tw_http_agent *a = tw_http_agent_new(NULL);
     outcome o = { .then = read_body_now };
     watch_stream(&o, tw_http_agent_request(a, "GET", url_of(&s, "/short"), NULL, NULL, 0));
-    run_reactor();
+    run_until_done();
     assert_failure(&o, TW_ERR_HTTP_PARSE, TW_HTTP_PARSE_EOF_IN_BODY);
     const tw_http_response *r = tw_http_failure_response(o.failure);
     assert_string_equal(r->body, "abc");
@@ -1836,7 +1808,7 @@ static void test_read_body_failures(void **state)
 
     o = (outcome){ .then = read_body_now, .max = 3 };
     watch_stream(&o, tw_http_agent_request(a, "GET", url_of(&s, "/cl"), NULL, NULL, 0));
-    run_reactor();
+    run_until_done();
     assert_failure(&o, TW_ERR_HTTP_BODY, EFBIG);
     outcome_clear(&o);
     close_agent(a);
@@ -1856,7 +1828,7 @@ static void test_letting_go_of_a_body_closes_the_connection(void **state)
     tw_http_agent *a = tw_http_agent_new(NULL);
     outcome o = { .then = let_go };
     watch_stream(&o, tw_http_agent_request(a, "GET", url_of(&s, "/slow-body"), NULL, NULL, 0));
-    run_reactor();
+    run_until_done();
     wait_lost(&s, 1);
     outcome_clear(&o);
     close_agent(a);
@@ -1895,7 +1867,7 @@ static void test_download_page_writes_the_file(void **state)
     snprintf(path, sizeof path, "%s/page", dir);
     outcome o = { 0 };
     watch_page(&o, tw_download_page(url_of(&s, "/chunked"), path, NULL));
-    run_reactor();
+    run_until_done();
     assert_non_null(o.resp);
     assert_int_equal(page(&o)->status, 200);
     assert_int_equal(page(&o)->body_len, 0);
@@ -1913,7 +1885,7 @@ static void test_download_page_writes_the_file(void **state)
     /* Decoded, and replacing the file. */
     tw_page_options opt = { .decode_content = 1 };
     watch_page(&o, tw_download_page(url_of(&s, "/gzip"), path, &opt));
-    run_reactor();
+    run_until_done();
     data = read_file(path, &len);
     assert_int_equal(len, sizeof plain);
     assert_memory_equal(data, plain, len);
@@ -1923,13 +1895,13 @@ static void test_download_page_writes_the_file(void **state)
     static const char *const failing[] = { "/404", "/short", "/eof-chunk" };
     for (size_t i = 0; i < sizeof failing / sizeof failing[0]; i++) {
         watch_page(&o, tw_download_page(url_of(&s, failing[i]), path, NULL));
-        run_reactor();
+        run_until_done();
         assert_non_null(o.failure);
         assert_int_equal(files_in(dir), 1);
         outcome_clear(&o);
     }
     watch_page(&o, tw_download_page(url_of(&s, "/404"), path, NULL));
-    run_reactor();
+    run_until_done();
     assert_failure(&o, TW_ERR_HTTP, 404);
     assert_string_equal(tw_http_failure_response(o.failure)->body, "not here!");
     outcome_clear(&o);
@@ -1940,7 +1912,7 @@ static void test_download_page_writes_the_file(void **state)
     char missing[160];
     snprintf(missing, sizeof missing, "%s/no/such/file", dir);
     watch_page(&o, tw_download_page(url_of(&s, "/cl"), missing, NULL));
-    run_reactor();
+    run_until_done();
     assert_failure(&o, TW_ERR_SYS, ENOENT);
     outcome_clear(&o);
 

@@ -27,9 +27,9 @@
 #include <unistd.h>
 #include <utime.h>
 
+#define SAFETY_SECONDS 60.0
 #include "testutil.h"
 
-#define SAFETY_SECONDS 60.0
 
 #define SERVER "Server: twine/" PACKAGE_VERSION "\r\nDate: X\r\n"
 #define TEXT "Content-Type: text/plain; charset=utf-8\r\n"
@@ -40,38 +40,6 @@
 
 /* Running the reactor ------------------------------------------------------------------ */
 
-static int waiting;             /* events the running test still expects */
-static int hung;
-
-static void count_down(void)
-{
-    if (--waiting == 0)
-        tw_reactor_stop();
-}
-
-static void on_safety(void *arg)
-{
-    hung = 1;
-    tw_reactor_stop();
-}
-
-static void run_reactor(void)
-{
-    hung = 0;
-    tw_delayed_call *safety = tw_call_later(SAFETY_SECONDS, on_safety, NULL);
-    assert_int_equal(tw_reactor_run(), 0);
-    if (!hung)
-        tw_delayed_call_cancel(safety);
-    assert_false(hung);
-    assert_int_equal(waiting, 0);
-}
-
-static double monotonic_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static size_t bulk_size(size_t full)
 {

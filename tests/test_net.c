@@ -17,46 +17,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#define SAFETY_SECONDS 30.0
 #include "testutil.h"
 #include <twine/reactor.h>
 
-#define SAFETY_SECONDS 30.0
 
 /* Running the reactor ------------------------------------------------------------ */
 
-static int waiting;             /* events the running test still expects */
-static int hung;
-
-static void count_down(void)
-{
-    if (--waiting == 0)
-        tw_reactor_stop();
-}
-
-static void on_safety(void *arg)
-{
-    hung = 1;
-    tw_reactor_stop();
-}
-
-/* Runs the reactor until `waiting` events have come. */
-static void run_reactor(void)
-{
-    hung = 0;
-    tw_delayed_call *safety = tw_call_later(SAFETY_SECONDS, on_safety, NULL);
-    assert_int_equal(tw_reactor_run(), 0);
-    if (!hung)
-        tw_delayed_call_cancel(safety);
-    assert_false(hung);
-    assert_int_equal(waiting, 0);
-}
-
-static double monotonic_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static double test_scale(void)
 {

@@ -75,4 +75,49 @@ static inline void tw_test_box_free(void *p)
     free(p);
 }
 
+
+/* Running the reactor in a test. A suite that defines SAFETY_SECONDS before
+ * including this header sets `waiting` to the events it expects, calls
+ * count_down() as each comes, and run_reactor() runs the reactor until the
+ * last one; if they have not all come after SAFETY_SECONDS, the reactor is
+ * stopped and the test fails instead of hanging. */
+#ifdef SAFETY_SECONDS
+#include <time.h>
+#include <twine/reactor.h>
+
+static int waiting;             /* events the running test still expects */
+static int hung;
+
+static inline void count_down(void)
+{
+    if (--waiting == 0)
+        tw_reactor_stop();
+}
+
+static inline void on_safety(void *arg)
+{
+    (void)arg;
+    hung = 1;
+    tw_reactor_stop();
+}
+
+static inline void run_reactor(void)
+{
+    hung = 0;
+    tw_delayed_call *safety = tw_call_later(SAFETY_SECONDS, on_safety, NULL);
+    assert_int_equal(tw_reactor_run(), 0);
+    if (!hung)
+        tw_delayed_call_cancel(safety);
+    assert_false(hung);
+    assert_int_equal(waiting, 0);
+}
+
+static inline double monotonic_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+#endif
+
 #endif
