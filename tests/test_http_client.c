@@ -1923,32 +1923,12 @@ static void test_download_page_writes_the_file(void **state)
 
 /* HTTPS ------------------------------------------------------------------------------------------ */
 
-static int run_command(const char *fmt, ...) TW_PRINTF(1, 2);
-static int run_command(const char *fmt, ...)
-{
-    char cmd[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    return system(cmd);
-}
-
 static void test_https(void **state)
 {
     char dir[] = "/tmp/twine-https-XXXXXX";
     assert_non_null(mkdtemp(dir));
-    if (run_command("cd %s && printf '[req]\\ndistinguished_name = dn\\n[dn]\\n' > req.cnf && "
-                    "printf 'subjectAltName = IP:127.0.0.1\\nbasicConstraints = CA:FALSE\\n' > san.cnf && "
-                    "openssl req -config req.cnf -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 "
-                    "-nodes -days 2 -subj '/CN=twine test CA' -addext basicConstraints=critical,CA:TRUE "
-                    "-addext keyUsage=critical,keyCertSign,cRLSign -keyout ca.key -out ca.pem "
-                    "2>/dev/null && "
-                    "openssl req -config req.cnf -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
-                    "-subj /CN=127.0.0.1 -keyout server.key -out server.csr 2>/dev/null && "
-                    "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -set_serial 2 "
-                    "-days 2 -extfile san.cnf -out server.pem 2>/dev/null", dir) != 0) {
-        run_command("rm -rf '%s'", dir);
+    if (tw_test_make_certificates(dir, "IP:127.0.0.1") != 0) {
+        tw_test_run("rm -rf '%s'", dir);
         skip();                         /* no openssl command */
     }
     char ca[128], cert[128], key[128];
@@ -1987,7 +1967,7 @@ static void test_https(void **state)
 
     close_agent(a);
     server_stop(&s);
-    run_command("rm -rf '%s'", dir);
+    tw_test_run("rm -rf '%s'", dir);
 }
 
 int main(void)

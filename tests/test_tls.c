@@ -30,30 +30,9 @@ static char dir[64];
 static char ca_pem[128], server_pem[128], server_key[128], other_pem[128], other_key[128];
 static char junk_pem[128];
 
-static int run(const char *fmt, ...) TW_PRINTF(1, 2);
-static int run(const char *fmt, ...)
-{
-    char cmd[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    return system(cmd);
-}
-
 static void path_in_dir(char *buf, size_t size, const char *name)
 {
     snprintf(buf, size, "%s/%s", dir, name);
-}
-
-/* A self-signed CA: <name>.key and <name>.pem. */
-static int make_ca(const char *name, const char *cn)
-{
-    return run("cd %s && openssl req -config req.cnf -x509 -newkey ec "
-               "-pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj '/CN=%s' "
-               "-addext basicConstraints=critical,CA:TRUE "
-               "-addext keyUsage=critical,keyCertSign,cRLSign "
-               "-keyout %s.key -out %s.pem 2>/dev/null", dir, cn, name, name);
 }
 
 static int make_certificates(void **state)
@@ -67,17 +46,9 @@ static int make_certificates(void **state)
     path_in_dir(other_pem, sizeof other_pem, "other.pem");
     path_in_dir(other_key, sizeof other_key, "other.key");
     path_in_dir(junk_pem, sizeof junk_pem, "junk.pem");
-    /* A configuration of our own: the system's may add what we do not want. */
-    if (run("cd %s && printf '[req]\\ndistinguished_name = dn\\n[dn]\\n' > req.cnf && "
-            "printf 'subjectAltName = DNS:localhost, IP:127.0.0.1\\n' > san.cnf && "
-            "printf 'not a certificate\\n' > junk.pem", dir) != 0 ||
-        make_ca("ca", "twine test CA") != 0 ||
-        make_ca("other", "twine other CA") != 0 ||
-        run("cd %s && openssl req -config req.cnf -newkey ec "
-            "-pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost "
-            "-keyout server.key -out server.csr 2>/dev/null && "
-            "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -set_serial 2 -days 2 "
-            "-extfile san.cnf -out server.pem 2>/dev/null", dir) != 0) {
+    if (tw_test_make_certificates(dir, "DNS:localhost, IP:127.0.0.1") != 0 ||
+        tw_test_make_ca(dir, "other", "twine other CA") != 0 ||
+        tw_test_run("cd %s && printf 'not a certificate\\n' > junk.pem", dir) != 0) {
         print_error("could not make the test certificates with the openssl command\n");
         return -1;
     }
@@ -86,7 +57,7 @@ static int make_certificates(void **state)
 
 static int remove_certificates(void **state)
 {
-    return run("rm -rf '%s'", dir) == 0 ? 0 : -1;
+    return tw_test_run("rm -rf '%s'", dir) == 0 ? 0 : -1;
 }
 
 /* Running the reactor ------------------------------------------------------------------ */

@@ -76,6 +76,49 @@ static inline void tw_test_box_free(void *p)
 }
 
 
+/* Runs a shell command made like printf's; returns system()'s status. */
+static inline int tw_test_run(const char *fmt, ...) TW_PRINTF(1, 2);
+static inline int tw_test_run(const char *fmt, ...)
+{
+    char cmd[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    return system(cmd);
+}
+
+/* Makes, in dir, a self-signed CA <name>.key and <name>.pem with the openssl
+ * command (EC P-256 keys: fast). The first call in a dir writes the request
+ * configuration the commands share, so the system's cannot add to it. */
+static inline int tw_test_make_ca(const char *dir, const char *name, const char *cn)
+{
+    return tw_test_run("cd %s && { [ -f req.cnf ] || "
+                       "printf '[req]\\ndistinguished_name = dn\\n[dn]\\n' > req.cnf; } && "
+                       "openssl req -config req.cnf -x509 -newkey ec "
+                       "-pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj '/CN=%s' "
+                       "-addext basicConstraints=critical,CA:TRUE "
+                       "-addext keyUsage=critical,keyCertSign,cRLSign "
+                       "-keyout %s.key -out %s.pem 2>/dev/null", dir, cn, name, name);
+}
+
+/* Makes, in dir, a CA (ca.key, ca.pem) and a server certificate it signs
+ * (server.key, server.pem) for the subjectAltName `san`, such as
+ * "DNS:localhost, IP:127.0.0.1". Returns 0, or non-zero when the openssl
+ * command failed or is missing. */
+static inline int tw_test_make_certificates(const char *dir, const char *san)
+{
+    if (tw_test_make_ca(dir, "ca", "twine test CA") != 0)
+        return -1;
+    return tw_test_run("cd %s && "
+                       "printf 'subjectAltName = %s\\nbasicConstraints = CA:FALSE\\n' > san.cnf && "
+                       "openssl req -config req.cnf -newkey ec -pkeyopt ec_paramgen_curve:P-256 "
+                       "-nodes -subj '/CN=twine test server' -keyout server.key -out server.csr "
+                       "2>/dev/null && "
+                       "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -set_serial 2 "
+                       "-days 2 -extfile san.cnf -out server.pem 2>/dev/null", dir, san);
+}
+
 /* Running the reactor in a test. A suite that defines SAFETY_SECONDS before
  * including this header sets `waiting` to the events it expects, calls
  * count_down() as each comes, and run_reactor() runs the reactor until the
