@@ -62,12 +62,9 @@ if [ ! -x "$curl_client" ]; then
 fi
 
 tmp=$(mktemp -d)
-nginx_pid=
+. "$(dirname "$0")/../tests/nginx-start.sh"
 cleanup() {
-    if [ -n "$nginx_pid" ]; then
-        kill -TERM "$nginx_pid" 2>/dev/null
-        wait "$nginx_pid" 2>/dev/null
-    fi
+    nginx_stop
     rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -79,10 +76,6 @@ trap 'exit 1' INT TERM HUP
 chmod 755 "$tmp"
 mkdir "$tmp/www"
 head -c "$size" /dev/zero | tr '\0' x >"$tmp/www/page.html"
-
-free_port() {
-    "$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 write_config() {   # write_config PORT
     cat >"$tmp/nginx.conf" <<EOF
@@ -108,44 +101,7 @@ http {
 EOF
 }
 
-# wait_listening PORT: 0 once nginx accepts on PORT, 2 when it failed to
-# start, 1 when neither happened within 10 s.
-wait_listening() {
-    "$python" - "$1" "$tmp/nginx.err" "$tmp/error.log" <<'EOF'
-import os, socket, sys, time
-port, logs = int(sys.argv[1]), sys.argv[2:]
-deadline = time.monotonic() + 10
-while time.monotonic() < deadline:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        sys.exit(0)
-    except OSError:
-        pass
-    for log in logs:
-        if os.path.exists(log) and "[emerg]" in open(log).read():
-            sys.exit(2)
-    time.sleep(0.02)
-sys.exit(1)
-EOF
-}
-
-started=no
-for attempt in 1 2 3 4 5; do   # another process may take the port first
-    port=$(free_port)
-    write_config "$port"
-    rm -f "$tmp/nginx.err" "$tmp/error.log"
-    taskset -c "$server_cpu" "$nginx" -p "$tmp/" -c "$tmp/nginx.conf" -e "$tmp/error.log" \
-        >"$tmp/nginx.out" 2>"$tmp/nginx.err" &
-    nginx_pid=$!
-    status=0
-    wait_listening "$port" || status=$?
-    case $status in
-    0) started=yes; break ;;
-    2) wait "$nginx_pid" || true; nginx_pid= ;;
-    *) break ;;
-    esac
-done
-if [ $started = no ]; then
+if ! nginx_start taskset -c "$server_cpu"; then
     echo "$0: nginx did not start:" >&2
     cat "$tmp/nginx.err" "$tmp/error.log" >&2 2>/dev/null || true
     exit 1

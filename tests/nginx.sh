@@ -21,12 +21,9 @@ if ! command -v "$python" >/dev/null; then
 fi
 
 tmp=$(mktemp -d)
-nginx_pid=
+. "${top_srcdir:-.}/tests/nginx-start.sh"
 cleanup() {
-    if [ -n "$nginx_pid" ]; then
-        kill -TERM "$nginx_pid" 2>/dev/null
-        wait "$nginx_pid" 2>/dev/null
-    fi
+    nginx_stop
     rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -45,10 +42,6 @@ seq 1 4000 | sed 's/.*/line & of a text that nginx compresses with gzip/' >"$www
 head -c 52428800 /dev/urandom >"$www/big.bin"
 
 # nginx, on a free port ------------------------------------------------------------------
-
-free_port() {   # a port the kernel had free a moment ago
-    "$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 write_config() {   # write_config PORT
     cat >"$tmp/nginx.conf" <<EOF
@@ -82,44 +75,7 @@ http {
 EOF
 }
 
-# wait_listening PORT: 0 once nginx accepts on PORT, 2 when it failed to start
-# (its error log says why), 1 when neither happened within 10 s.
-wait_listening() {
-    "$python" - "$1" "$tmp/nginx.err" "$tmp/error.log" <<'EOF'
-import os, socket, sys, time
-port, logs = int(sys.argv[1]), sys.argv[2:]
-deadline = time.monotonic() + 10
-while time.monotonic() < deadline:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        sys.exit(0)
-    except OSError:
-        pass
-    for log in logs:
-        if os.path.exists(log) and "[emerg]" in open(log).read():
-            sys.exit(2)
-    time.sleep(0.02)
-sys.exit(1)
-EOF
-}
-
-# Another process may take the port between free_port and nginx's bind: then
-# another port is tried.
-started=no
-for attempt in 1 2 3 4 5; do
-    port=$(free_port)
-    write_config "$port"
-    rm -f "$tmp/nginx.err" "$tmp/error.log"
-    "$nginx" -p "$tmp/" -c "$tmp/nginx.conf" -e "$tmp/error.log" >"$tmp/nginx.out" 2>"$tmp/nginx.err" &
-    nginx_pid=$!
-    wait_listening "$port"
-    case $? in
-    0) started=yes; break ;;
-    2) wait "$nginx_pid"; nginx_pid= ;;
-    *) break ;;
-    esac
-done
-if [ $started = no ]; then
+if ! nginx_start; then
     echo "FAIL: nginx did not start:"
     sed 's/^/    /' "$tmp/nginx.err" "$tmp/error.log" 2>/dev/null
     exit 1
