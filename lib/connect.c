@@ -4,11 +4,18 @@
  * address in turn with a non-blocking connect, and on success hands the
  * socket to a stream transport and fires its Deferred with the protocol. It
  * fails with the last address's error, on timeout, or when cancelled; every
- * outcome is delivered from the loop. */
+ * outcome is delivered from the loop.
+ *
+ * A connect that completes at once (loopback handshakes do, inside the
+ * connect call; UNIX sockets too) is seen by a zero-timeout poll() and
+ * delivered by the zero-delay timer, without a write watcher: the socket's
+ * first registration with the loop is then the stream's read watcher, which
+ * saves two epoll_ctl calls a connection when the fd number is a reused one. */
 #include "net_internal.h"
 
 #include <errno.h>
 #include <ev.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <twine/reactor.h>
@@ -28,7 +35,7 @@ typedef struct connector {
     size_t next;                          /* the next one to try */
     int fd;                               /* the attempt in progress, or -1 */
     ev_io io;
-    ev_timer later;                       /* delivers a failure known at once */
+    ev_timer later;                       /* delivers an outcome known at once */
     tw_failure *error;                    /* the last attempt's failure */
     bool connected;                       /* the stream took over */
 } connector;
@@ -87,17 +94,25 @@ static void set_error(connector *c, tw_failure *why)
     c->error = why;
 }
 
+static void connected(connector *c);
+
+/* Delivers what start_connect or try_next learnt at once: the socket
+ * connected (c->fd is set), or c->error. */
 static void on_later(struct ev_loop *l, ev_timer *w, int revents)
 {
     connector *c = TW_CONTAINER_OF(w, connector, later);
+    if (c->fd >= 0) {
+        connected(c);
+        return;
+    }
     tw_failure *why = c->error;
     c->error = NULL;
     fail(c, why);
 }
 
-/* Fails with c->error from the loop: the caller may still be inside
+/* Delivers the outcome from the loop: the caller may still be inside
  * tw_connect_tcp. */
-static void fail_later(connector *c)
+static void deliver_later(connector *c)
 {
     ev_timer_set(&c->later, 0., 0.);
     ev_timer_start(loop(), &c->later);
@@ -129,13 +144,20 @@ static void connected(connector *c)
 
 static void try_next(connector *c);
 
+/* The pending error of a socket whose connect has ended. */
+static int socket_error(int fd)
+{
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        err = errno;
+    return err;
+}
+
 static void on_connect_done(struct ev_loop *l, ev_io *w, int revents)
 {
     connector *c = TW_CONTAINER_OF(w, connector, io);
-    int err = 0;
-    socklen_t len = sizeof err;
-    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-        err = errno;
+    int err = socket_error(c->fd);
     if (err == 0) {
         connected(c);
         return;
@@ -148,22 +170,41 @@ static void on_connect_done(struct ev_loop *l, ev_io *w, int revents)
     try_next(c);
 }
 
-/* Starts connecting to `a`: 0 once in progress, or a negative errno. */
+/* Starts connecting to `a`: 1 if connected already (c->fd is the socket), 0
+ * once in progress, or a negative errno. */
 static int start_connect(connector *c, const tw_address *a)
 {
     int fd = tw_socket(a->addr.ss_family, SOCK_STREAM);
     if (fd < 0)
         return fd;
-    if (connect(fd, (const struct sockaddr *)&a->addr, a->len) < 0 && errno != EINPROGRESS) {
-        int err = errno;
-        close(fd);
-        return -err;
+    int err = 0;
+    if (connect(fd, (const struct sockaddr *)&a->addr, a->len) < 0) {
+        if (errno != EINPROGRESS) {
+            err = errno;
+            close(fd);
+            return -err;
+        }
+        struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+        if (poll(&pfd, 1, 0) == 1) {
+            if (pfd.revents & (POLLERR | POLLHUP))
+                err = socket_error(fd);
+            else if (pfd.revents & POLLOUT)
+                err = -1;                 /* connected */
+        }
+        if (err > 0) {
+            close(fd);
+            return -err;
+        }
+        if (err == 0) {
+            /* Still in progress: the outcome is read once it is writable. */
+            c->fd = fd;
+            ev_io_init(&c->io, on_connect_done, fd, EV_WRITE);
+            ev_io_start(loop(), &c->io);
+            return 0;
+        }
     }
-    /* Done or not, the outcome is read once the socket is writable. */
     c->fd = fd;
-    ev_io_init(&c->io, on_connect_done, fd, EV_WRITE);
-    ev_io_start(loop(), &c->io);
-    return 0;
+    return 1;
 }
 
 static void try_next(connector *c)
@@ -172,10 +213,12 @@ static void try_next(connector *c)
         int err = start_connect(c, &c->addrs->addrs[c->next++]);
         if (err == 0)
             return;
+        if (err == 1)
+            break;                        /* connected: delivered from the loop */
         set_error(c, tw_failure_new(TW_ERR_SYS, -err, NULL, "connect to %s: %s", c->target,
                                     strerror(-err)));
     }
-    fail_later(c);
+    deliver_later(c);
 }
 
 /* Resolving ------------------------------------------------------------------------------ */
@@ -246,7 +289,7 @@ static connector *connector_new(tw_factory *f, const char *target, double timeou
     if (!f || !f->build_protocol) {
         set_error(c, tw_failure_new(TW_ERR_USAGE, EINVAL, NULL,
                                     "connect to %s: no factory to build a protocol", target));
-        fail_later(c);
+        deliver_later(c);
         return NULL;
     }
     c->timer = tw_call_later(c->timeout, on_timeout, c);
@@ -273,7 +316,7 @@ tw_deferred *tw_connect_tcp(const char *host, int port, tw_factory *f, double ti
     if (!host || !*host || port <= 0 || port > 65535) {
         set_error(c, tw_failure_new(TW_ERR_USAGE, EINVAL, NULL, "connect to %s: bad address",
                                     target));
-        fail_later(c);
+        deliver_later(c);
         return d;
     }
 
@@ -303,7 +346,7 @@ tw_deferred *tw_connect_unix(const char *path, tw_factory *f, double timeout)
     if (err < 0) {
         set_error(c, tw_failure_new(TW_ERR_SYS, -err, NULL, "connect to %s: %s", c->target,
                                     strerror(-err)));
-        fail_later(c);
+        deliver_later(c);
         return d;
     }
     connect_addresses(c, &addr, len);

@@ -1103,6 +1103,48 @@ static void test_connection_timeout_errbacks(void **state)
     side_clear(&client);
 }
 
+/* A listener whose backlog is full drops the SYN, so the connect is still in
+ * progress when tw_connect_tcp returns; making room lets the kernel's
+ * retransmitted SYN (about a second later) through, and the connect
+ * completes through the write watcher rather than at once. */
+typedef struct room { int listener, filler; } room;
+
+static void make_room(void *arg)
+{
+    room *r = arg;
+    int fd = accept(r->listener, NULL, NULL);
+    assert_true(fd >= 0);
+    close(fd);
+    close(r->filler);
+}
+
+static void test_connect_in_progress_completes(void **state)
+{
+    side client;
+    side_init(&client);
+    client.count_lost = 1;
+    int port;
+    room r;
+    r.listener = full_listener(&port, &r.filler);
+    outcome o = { 0 };
+    double start = monotonic_now();
+    watch(&o, tw_connect_tcp("127.0.0.1", port, &client.f, 10), 1);
+    tw_call_later(0.05, make_room, &r);
+    run_reactor();
+    assert_true(monotonic_now() - start > 0.5);   /* it waited for the retransmission */
+    assert_int_equal(o.fired, 1);
+    assert_null(o.failure);
+    assert_non_null(o.p);
+    assert_int_equal(client.made_n, 1);
+    tw_transport_abort_connection(o.p->transport);
+    waiting = 1;
+    run_reactor();
+    assert_int_equal(client.lost_n, 1);
+    close(r.listener);
+    outcome_clear(&o);
+    side_clear(&client);
+}
+
 /* A UDP port on 127.0.0.1 with nobody behind it, or (silent) a socket that
  * takes queries and never answers. */
 static int dns_server(int silent, int *fd)
@@ -2142,6 +2184,7 @@ int main(void)
         cmocka_unit_test(test_hooks_may_close),
         cmocka_unit_test(test_refused_connection_errbacks),
         cmocka_unit_test(test_connection_timeout_errbacks),
+        cmocka_unit_test(test_connect_in_progress_completes),
         cmocka_unit_test(test_dns_failure_errbacks),
         cmocka_unit_test(test_timeout_covers_the_lookup),
         cmocka_unit_test(test_cancel_aborts_the_attempt),

@@ -88,7 +88,8 @@ TW_API void tw_transport_lose_write_connection(tw_transport *t);
 /* Flow control of the receiving side. */
 TW_API void tw_transport_pause_reading(tw_transport *t);
 TW_API void tw_transport_resume_reading(tw_transport *t);
-/* The addresses of the two ends. 0, or a negative errno. */
+/* The addresses of the two ends. 0, or a negative errno. A stream reads its
+ * own address from the socket when first asked, so ask before it closes. */
 TW_API int  tw_transport_get_peer(const tw_transport *t, struct sockaddr_storage *addr, socklen_t *len);
 TW_API int  tw_transport_get_host(const tw_transport *t, struct sockaddr_storage *addr, socklen_t *len);
 /* 1 once lose_connection or abort_connection was called or the connection
