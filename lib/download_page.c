@@ -1,6 +1,7 @@
 /* twine: tw_download_page, a body streamed into a file: a temporary file
- * beside the target, renamed over it once the body is whole, removed
- * otherwise. */
+ * beside the target, renamed over it once the body is whole. A body that
+ * fails part way is kept as "PATH.part", so that what was received is not
+ * lost and PATH never holds a partial body. */
 #include "http_client_internal.h"
 
 #include <errno.h>
@@ -13,7 +14,17 @@ typedef struct download {
     char *path;
     char *tmp;                        /* the temporary file, until renamed */
     int fd;
+    size_t written;                   /* bytes of the body in tmp */
 } download;
+
+/* "PATH.part", malloc'd. */
+static char *part_path(const download *dl)
+{
+    size_t size = strlen(dl->path) + sizeof ".part";
+    char *p = tw_xmalloc(size);
+    snprintf(p, size, "%s.part", dl->path);
+    return p;
+}
 
 static tw_failure *file_failure(int err, const char *what, const char *path)
 {
@@ -53,6 +64,7 @@ static tw_failure *download_write(void *arg, const char *data, size_t len)
             return file_failure(errno, "cannot write", dl->tmp);
         data += n;
         len -= (size_t)n;
+        dl->written += (size_t)n;
     }
     return NULL;
 }
@@ -68,6 +80,9 @@ static tw_failure *download_close(void *arg)
         return file_failure(errno, "cannot rename to", dl->path);
     free(dl->tmp);
     dl->tmp = NULL;
+    char *part = part_path(dl);
+    unlink(part);                     /* an earlier attempt's, now superseded */
+    free(part);
     return NULL;
 }
 
@@ -76,8 +91,12 @@ static void download_free(void *arg)
     download *dl = arg;
     if (dl->fd >= 0)
         close(dl->fd);
-    if (dl->tmp)
-        unlink(dl->tmp);              /* a partial body is not kept */
+    if (dl->tmp) {                    /* the body did not end well */
+        char *part = dl->written ? part_path(dl) : NULL;
+        if (!part || rename(dl->tmp, part) < 0)
+            unlink(dl->tmp);
+        free(part);
+    }
     free(dl->tmp);
     free(dl->path);
     free(dl);

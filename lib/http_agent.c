@@ -455,6 +455,8 @@ static tw_failure *prepare(tw_http_exchange *x, const tw_http_headers *h, const 
 
     x->head_method = !strcmp(method, "HEAD");
     x->idempotent = idempotent(method);
+    /* A connection the request asks to close serves no other (RFC 9112 9.6). */
+    x->closes = !a->keep_alive || tw_http_headers_has_token(h, "Connection", "close");
     x->connect_timeout = o && o->connect_timeout > 0 ? o->connect_timeout : a->connect_timeout;
     if (x->url.https) {
         bool own = o && (o->ca_file || o->insecure);
@@ -467,7 +469,7 @@ static tw_failure *prepare(tw_http_exchange *x, const tw_http_headers *h, const 
         .headers = h,
         .user_agent = o && o->user_agent ? o->user_agent : a->user_agent,
         .accept_encoding = o && o->accept_encoding,
-        .close = !a->keep_alive,
+        .close = !a->keep_alive,          /* else the caller's Connection field stands */
         .body = body,
         .body_len = body ? len : 0,
     };

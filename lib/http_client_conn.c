@@ -84,7 +84,7 @@ static void message_done(tw_http_conn *c, bool leftover)
     c->served++;
     /* A request still being written (the server answered early) would run
      * into the next one. */
-    if (c->keep_alive && !leftover && !c->lost && !c->no_reuse && !c->cancelled &&
+    if (c->keep_alive && !x->closes && !leftover && !c->lost && !c->no_reuse && !c->cancelled &&
         tw_transport_write_buffer_size(c->proto.transport) == 0) {
         tw_http_parser_resume(c->parser);
         c->got_bytes = c->no_body = false;

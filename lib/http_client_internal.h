@@ -132,6 +132,7 @@ struct tw_http_exchange {
     char *wire;                       /* head and body, until the head arrives */
     size_t wire_len;
     bool head_method, idempotent, retried;
+    bool closes;                      /* the request says "Connection: close" */
     tw_deferred *connecting;          /* the connection attempt */
     tw_delayed_call *later;           /* a failure known at once, delivered from the loop */
     tw_failure *later_failure;

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <strings.h>
 
 /* name and value share one allocation, which starts at name. */
 typedef struct tw_http_field {
@@ -125,6 +126,36 @@ const char *tw_http_headers_get(const tw_http_headers *h, const char *name)
 {
     size_t pos = 0;
     return tw_http_headers_next(h, name, &pos);
+}
+
+static int is_space(char c) { return c == ' ' || c == '\t'; }
+
+/* Whether the comma-separated list `v` holds `token`, in any case. */
+static int list_has(const char *v, const char *token, size_t tlen)
+{
+    while (*v) {
+        while (*v == ',' || is_space(*v))
+            v++;
+        const char *start = v;
+        while (*v && *v != ',')
+            v++;
+        const char *end = v;
+        while (end > start && is_space(end[-1]))
+            end--;
+        if ((size_t)(end - start) == tlen && !strncasecmp(start, token, tlen))
+            return 1;
+    }
+    return 0;
+}
+
+int tw_http_headers_has_token(const tw_http_headers *h, const char *name, const char *token)
+{
+    size_t pos = 0, tlen = strlen(token);
+    const char *v;
+    while ((v = tw_http_headers_next(h, name, &pos)))
+        if (list_has(v, token, tlen))
+            return 1;
+    return 0;
 }
 
 int tw_http_headers_add(tw_http_headers *h, const char *name, const char *value)

@@ -396,7 +396,7 @@ static void stream_data(void *arg, const char *data, size_t len)
     }
 }
 
-static void stream_end(void *name, const tw_failure *reason)
+static void stream_end(void *name, tw_failure *reason)
 {
     unsigned char sha[EVP_MAX_MD_SIZE];
     EVP_DigestFinal_ex(t.stream.md, sha, NULL);

@@ -96,6 +96,28 @@ static void test_next_walks_repeats(void **state)
     tw_http_headers_free(h);
 }
 
+static void test_has_token_reads_comma_lists(void **state)
+{
+    (void)state;
+    tw_http_headers *h = tw_http_headers_new();
+    assert_int_equal(tw_http_headers_has_token(h, "Connection", "close"), 0);
+    tw_http_headers_add(h, "Connection", "keep-alive");
+    tw_http_headers_add(h, "Transfer-Encoding", "gzip ,\tChunked ");
+    tw_http_headers_add(h, "connection", ",, Upgrade,close");
+    tw_http_headers_add(h, "Accept", "closed, enclose, clos");
+    assert_int_equal(tw_http_headers_has_token(h, "Connection", "close"), 1);
+    assert_int_equal(tw_http_headers_has_token(h, "CONNECTION", "upgrade"), 1);
+    assert_int_equal(tw_http_headers_has_token(h, "Connection", "keep-alive"), 1);
+    assert_int_equal(tw_http_headers_has_token(h, "Transfer-Encoding", "chunked"), 1);
+    assert_int_equal(tw_http_headers_has_token(h, "Transfer-Encoding", "gzip"), 1);
+    /* Whole elements only, and only in the fields of that name. */
+    assert_int_equal(tw_http_headers_has_token(h, "Accept", "close"), 0);
+    assert_int_equal(tw_http_headers_has_token(h, "Transfer-Encoding", "close"), 0);
+    assert_int_equal(tw_http_headers_has_token(h, "Connection", "keep"), 0);
+    assert_int_equal(tw_http_headers_has_token(NULL, "Connection", "close"), 0);
+    tw_http_headers_free(h);
+}
+
 static void test_set_replaces_in_place(void **state)
 {
     (void)state;
@@ -272,6 +294,7 @@ int main(void)
         cmocka_unit_test(test_add_keeps_order_and_repeats),
         cmocka_unit_test(test_get_is_case_insensitive_and_first),
         cmocka_unit_test(test_next_walks_repeats),
+        cmocka_unit_test(test_has_token_reads_comma_lists),
         cmocka_unit_test(test_set_replaces_in_place),
         cmocka_unit_test(test_remove_takes_every_spelling),
         cmocka_unit_test(test_copy_is_deep),

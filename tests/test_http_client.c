@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <openssl/x509_vfy.h>      /* the codes of TW_ERR_TLS verify failures */
 #include <stdbool.h>
 #include <strings.h>
 #include <sys/socket.h>
@@ -95,6 +96,7 @@ struct sconn {
     sconn *next;                /* the server's open connections */
     int id;                     /* 1, 2... in the order accepted */
     int served;                 /* requests answered on it */
+    bool head;                  /* the request being answered is a HEAD: no body */
     char *in;                   /* what was read and not yet handled */
     size_t len, cap;
     const char *drip;           /* a response sent a byte at a time */
@@ -107,6 +109,7 @@ struct server {
     tw_port *port;
     int portno;
     int tls;
+    char sni[256];              /* the server name the last TLS client sent, or "(none)" */
     int connections, requests, lost;
     int want_lost;              /* count down once this many connections are lost */
     int close_second;           /* 1: close a connection on its second request, unanswered;
@@ -140,7 +143,8 @@ static void send_response(sconn *c, int status, const char *extra, const void *b
     snprintf(head, sizeof head, "HTTP/1.1 %d Whatever\r\nContent-Length: %zu\r\n%s\r\n", status,
              len, extra ? extra : "");
     send_str(c, head);
-    send_bytes(c, body, len);
+    if (!c->head)
+        send_bytes(c, body, len);
 }
 
 static void send_text(sconn *c, const char *text)
@@ -308,6 +312,11 @@ static void route(sconn *c, const char *method, const char *path)
     } else if (!strcmp(path, "/reset-body")) {
         send_str(c, "HTTP/1.1 200 OK\r\n\r\npartial");
         c->timer = tw_call_later(0.05, reset_later, c);
+    } else if (!strcmp(path, "/conn-close")) {
+        /* The server says it closes, and does not (yet). */
+        send_str(c, "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok");
+    } else if (!strcmp(path, "/http10")) {
+        send_str(c, "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok");
     } else if (!strcmp(path, "/drop")) {
         tw_transport_lose_connection(c->base.transport);
     } else {
@@ -375,6 +384,7 @@ static void sconn_data(tw_protocol *p, const char *data, size_t len)
             return;
         }
         c->served++;
+        c->head = !strcmp(s->method, "HEAD");
         route(c, s->method, path);
     }
 }
@@ -405,7 +415,17 @@ static void sconn_free(tw_protocol *p)
     free(c);
 }
 
+static void sconn_made(tw_protocol *p)
+{
+    sconn *c = sconn_of(p);
+    if (c->s->tls) {
+        const char *sni = tw_tls_server_name(p->transport);
+        snprintf(c->s->sni, sizeof c->s->sni, "%s", sni ? sni : "(none)");
+    }
+}
+
 static const tw_protocol_ops sconn_ops = {
+    .connection_made = sconn_made,
     .data_received = sconn_data,
     .connection_lost = sconn_lost,
     .free = sconn_free,
@@ -774,6 +794,9 @@ static void test_request_body_arrives_intact(void **state)
     assert_string_equal(s.method, "PUT");
     assert_int_equal(s.body_len, n);
     assert_memory_equal(s.body, body, n);
+    char length[32];
+    snprintf(length, sizeof length, "%zu", n);
+    assert_string_equal(head_field(s.head, "Content-Length"), length);
     outcome_clear(&o);
     free(body);
     server_stop(&s);
@@ -1135,6 +1158,25 @@ static void test_redirects_are_followed_for_get(void **state)
     server_stop(&s);
 }
 
+static void test_redirects_keep_head(void **state)
+{
+    static const char *const paths[] = { "/go/301", "/go/302", "/go/303", "/go/307", "/go/308" };
+    server s;
+    server_start(&s);
+    tw_page_options opt = { .method = "HEAD" };
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        outcome o = { 0 };
+        fetch(&o, url_of(&s, paths[i]), &opt);
+        assert_int_equal(page(&o)->status, 200);
+        assert_int_equal(page(&o)->body_len, 0);
+        assert_string_equal(page(&o)->url, url_of(&s, "/echo"));
+        assert_non_null(strstr(s.head, "HEAD /echo HTTP/1.1\r\n"));   /* the redirected one */
+        outcome_clear(&o);
+    }
+    assert_int_equal(s.requests, 10);
+    server_stop(&s);
+}
+
 static void test_303_turns_a_post_into_a_get(void **state)
 {
     server s;
@@ -1259,12 +1301,17 @@ static void test_leaving_the_origin_drops_credentials(void **state)
     tw_http_headers_add(h, "Authorization", "Bearer secret");
     tw_http_headers_add(h, "Cookie", "session=1");
     tw_http_headers_add(h, "X-Other", "kept");
+    tw_http_headers_add(h, "cookie", "second=2");      /* every one, in any case */
+    tw_http_headers_add(h, "AUTHORIZATION", "Basic c2VjcmV0");
     tw_page_options opt = { .headers = h };
     outcome o = { 0 };
     fetch(&o, url_of(&a, "/cross"), &opt);
     assert_string_equal(page(&o)->url, cross);
     assert_null(head_field(b.head, "Authorization"));
     assert_null(head_field(b.head, "Cookie"));
+    assert_null(strstr(b.head, "secret"));
+    assert_null(strstr(b.head, "c2VjcmV0"));
+    assert_null(strstr(b.head, "second=2"));
     assert_string_equal(head_field(b.head, "X-Other"), "kept");
     assert_string_equal(head_field(a.head, "Authorization"), "Bearer secret");
     outcome_clear(&o);
@@ -1401,6 +1448,26 @@ static void test_cancel_before_connecting(void **state)
     server_stop(&s);
 }
 
+/* A total timeout does not turn the caller's own cancellation into a timeout. */
+static void test_cancel_with_a_timeout_set_is_a_cancellation(void **state)
+{
+    server s;
+    server_start(&s);
+    tw_page_options opt = { .timeout = 10 };
+    outcome o = { 0 };
+    tw_deferred *d = tw_get_page(url_of(&s, "/slow-body"), &opt);
+    tw_call_later(0.1, cancel_now, tw_deferred_ref(d));
+    watch_page(&o, d);
+    double start = monotonic_now();
+    run_until_done();
+    assert_true(monotonic_now() - start < 5);
+    assert_failure(&o, TW_ERR_CANCELLED, -1);
+    assert_string_equal(tw_http_failure_response(o.failure)->body, "12345");
+    wait_lost(&s, 1);
+    outcome_clear(&o);
+    server_stop(&s);
+}
+
 /* Cancels the fetch of path after 0.1 s; the server sees its connection go. */
 static void cancel_during(server *s, const char *path, outcome *o)
 {
@@ -1483,6 +1550,101 @@ static void test_keep_alive_reuses_one_connection(void **state)
     outcome_clear(&o);
     close_agent(a);
     wait_lost(&s, 1);
+    server_stop(&s);
+}
+
+/* The pool keeps connections apart by scheme, host name and port. */
+static void test_pool_is_keyed_by_scheme_host_and_port(void **state)
+{
+    server s, t;
+    server_start(&s);
+    server_start(&t);
+    tw_http_agent *a = tw_http_agent_new(NULL);
+    tw_page_options opt = { .agent = a };
+    outcome o = { 0 };
+    char url[128];
+    fetch(&o, url_of(&s, "/count"), &opt);
+    assert_string_equal(page(&o)->body, "1/1");
+    outcome_clear(&o);
+    /* Another name for the same address and port: another connection. */
+    snprintf(url, sizeof url, "http://localhost:%d/count", s.portno);
+    fetch(&o, url, &opt);
+    assert_string_equal(page(&o)->body, "2/1");
+    outcome_clear(&o);
+    /* Another port on the same host: the other server, its own connection. */
+    fetch(&o, url_of(&t, "/count"), &opt);
+    assert_string_equal(page(&o)->body, "1/1");
+    outcome_clear(&o);
+    assert_int_equal(tw_http_agent_idle_count(a), 3);
+    /* Each goes on with its own. */
+    fetch(&o, url_of(&s, "/count"), &opt);
+    assert_string_equal(page(&o)->body, "1/2");
+    outcome_clear(&o);
+    fetch(&o, url, &opt);
+    assert_string_equal(page(&o)->body, "2/2");
+    outcome_clear(&o);
+    /* https to the same host and port takes no plain connection: it connects
+     * anew and waits for a handshake the plain server never answers. */
+    snprintf(url, sizeof url, "https://127.0.0.1:%d/count", s.portno);
+    tw_page_options tls = { .agent = a, .connect_timeout = 0.2 };
+    fetch(&o, url, &tls);
+    assert_failure(&o, TW_ERR_TIMEOUT, ETIMEDOUT);
+    outcome_clear(&o);
+    assert_int_equal(s.connections, 3);
+    assert_int_equal(s.requests, 4);
+    assert_int_equal(t.connections, 1);
+    assert_int_equal(tw_http_agent_idle_count(a), 3);
+    close_agent(a);
+    server_stop(&s);
+    server_stop(&t);
+}
+
+/* A response that says the connection ends (Connection: close, or HTTP/1.0
+ * without keep-alive) does not put it back in the pool: the client closes it. */
+static void test_server_saying_close_is_not_reused(void **state)
+{
+    static const char *const paths[] = { "/conn-close", "/http10" };
+    tw_http_agent *a = tw_http_agent_new(NULL);
+    tw_page_options opt = { .agent = a };
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        server s;
+        server_start(&s);
+        outcome o = { 0 };
+        fetch(&o, url_of(&s, paths[i]), &opt);
+        assert_string_equal(page(&o)->body, "ok");
+        outcome_clear(&o);
+        assert_int_equal(tw_http_agent_idle_count(a), 0);
+        wait_lost(&s, 1);               /* closed by the client */
+        fetch(&o, url_of(&s, "/count"), &opt);
+        assert_string_equal(page(&o)->body, "2/1");
+        outcome_clear(&o);
+        server_stop(&s);
+    }
+    close_agent(a);
+}
+
+/* A request whose own Connection field says close ends its connection, even
+ * where the server would keep it (RFC 9112 9.6). */
+static void test_request_saying_close_is_not_reused(void **state)
+{
+    server s;
+    server_start(&s);
+    tw_http_agent *a = tw_http_agent_new(NULL);
+    tw_http_headers *h = tw_http_headers_new();
+    assert_int_equal(tw_http_headers_add(h, "Connection", "keep-alive, Close"), 0);
+    tw_page_options closing = { .agent = a, .headers = h }, kept = { .agent = a };
+    outcome o = { 0 };
+    fetch(&o, url_of(&s, "/count"), &closing);
+    assert_string_equal(page(&o)->body, "1/1");
+    outcome_clear(&o);
+    assert_int_equal(tw_http_agent_idle_count(a), 0);
+    wait_lost(&s, 1);                   /* closed by the client */
+    fetch(&o, url_of(&s, "/count"), &kept);
+    assert_string_equal(page(&o)->body, "2/1");
+    outcome_clear(&o);
+    assert_int_equal(tw_http_agent_idle_count(a), 1);
+    tw_http_headers_free(h);
+    close_agent(a);
     server_stop(&s);
 }
 
@@ -1891,22 +2053,50 @@ static void test_download_page_writes_the_file(void **state)
     assert_memory_equal(data, plain, len);
     outcome_clear(&o);
 
-    /* Failures leave the file as it was, and no partial file behind. */
-    static const char *const failing[] = { "/404", "/short", "/eof-chunk" };
+    /* Failures leave the file as it was. What a truncated body brought is
+     * kept in PATH.part; an error status leaves nothing behind. */
+    char part[160];
+    snprintf(part, sizeof part, "%s.part", path);
+    static const struct {
+        const char *path, *received;
+        const char *domain;
+        int code;
+    } failing[] = {
+        { "/short", "abc", TW_ERR_HTTP_PARSE, TW_HTTP_PARSE_EOF_IN_BODY },
+        { "/eof-chunk", "hel", TW_ERR_HTTP_PARSE, TW_HTTP_PARSE_EOF_IN_CHUNKED },
+        { "/404", NULL, TW_ERR_HTTP, 404 },
+    };
     for (size_t i = 0; i < sizeof failing / sizeof failing[0]; i++) {
-        watch_page(&o, tw_download_page(url_of(&s, failing[i]), path, NULL));
+        watch_page(&o, tw_download_page(url_of(&s, failing[i].path), path, NULL));
         run_until_done();
-        assert_non_null(o.failure);
-        assert_int_equal(files_in(dir), 1);
+        assert_failure(&o, failing[i].domain, failing[i].code);
         outcome_clear(&o);
+        data = read_file(path, &len);
+        assert_int_equal(len, sizeof plain);
+        assert_memory_equal(data, plain, len);
+        if (failing[i].received) {
+            assert_int_equal(files_in(dir), 2);
+            data = read_file(part, &len);
+            assert_int_equal(len, strlen(failing[i].received));
+            assert_memory_equal(data, failing[i].received, len);
+        } else {
+            assert_int_equal(files_in(dir), 2);   /* the older PATH.part stays */
+        }
     }
     watch_page(&o, tw_download_page(url_of(&s, "/404"), path, NULL));
     run_until_done();
     assert_failure(&o, TW_ERR_HTTP, 404);
     assert_string_equal(tw_http_failure_response(o.failure)->body, "not here!");
     outcome_clear(&o);
+
+    /* A whole body replaces the file and removes the stale PATH.part. */
+    watch_page(&o, tw_download_page(url_of(&s, "/chunked"), path, NULL));
+    run_until_done();
+    assert_non_null(o.resp);
+    outcome_clear(&o);
+    assert_int_equal(files_in(dir), 1);
     data = read_file(path, &len);
-    assert_int_equal(len, sizeof plain);
+    assert_int_equal(len, 11);
 
     /* A directory that does not exist. */
     char missing[160];
@@ -1954,7 +2144,9 @@ static void test_https(void **state)
 
     /* Not trusted by the system's CAs; trusted when verification is off. */
     fetch(&o, url_of(&s, "/cl"), NULL);
-    assert_failure(&o, TW_ERR_TLS, -1);
+    assert_failure(&o, TW_ERR_TLS, X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY);
+    assert_non_null(strstr(tw_failure_message(o.failure), "certificate verify failed"));
+    assert_null(tw_http_failure_response(o.failure));
     outcome_clear(&o);
     tw_page_options insecure = { .insecure = 1 };
     fetch(&o, url_of(&s, "/cl"), &insecure);
@@ -1966,6 +2158,88 @@ static void test_https(void **state)
     outcome_clear(&o);
 
     close_agent(a);
+    server_stop(&s);
+    tw_test_run("rm -rf '%s'", dir);
+}
+
+static void assert_name_mismatch(const outcome *o, int code, const char *name)
+{
+    assert_failure(o, TW_ERR_TLS, code);
+    const char *msg = tw_failure_message(o->failure);
+    if (!strstr(msg, "host name mismatch") || !strstr(msg, name))
+        fail_msg("expected a host name mismatch for %s, got \"%s\"", name, msg);
+    assert_null(tw_http_failure_response(o->failure));
+}
+
+/* The URL's host is the name verified: a certificate that the trusted CA
+ * signed, but for another name, is refused before any request is sent. A
+ * host name is checked against the certificate's DNS names (and sent as
+ * SNI), an IP literal against its IP addresses only. */
+static void test_https_refuses_a_certificate_for_another_name(void **state)
+{
+    char dir[] = "/tmp/twine-https-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    if (tw_test_make_certificates(dir, "DNS:localhost") != 0 ||
+        tw_test_make_signed_certificate(dir, "other", "DNS:other.example", 3) != 0) {
+        tw_test_run("rm -rf '%s'", dir);
+        skip();                         /* no openssl command */
+    }
+    char ca[128], cert[128], key[128], other_cert[128], other_key[128], url[128];
+    snprintf(ca, sizeof ca, "%s/ca.pem", dir);
+    snprintf(cert, sizeof cert, "%s/server.pem", dir);
+    snprintf(key, sizeof key, "%s/server.key", dir);
+    snprintf(other_cert, sizeof other_cert, "%s/other.pem", dir);
+    snprintf(other_key, sizeof other_key, "%s/other.key", dir);
+    tw_page_options opt = { .ca_file = ca };
+    outcome o = { 0 };
+
+    /* A certificate for DNS:localhost. */
+    tw_tls_options tls = { .cert_file = cert, .key_file = key };
+    server s;
+    server_start_tls(&s, &tls);
+    snprintf(url, sizeof url, "https://localhost:%d/cl", s.portno);
+    fetch(&o, url, &opt);                         /* the control: the name matches */
+    assert_string_equal(page(&o)->body, "hello");
+    assert_string_equal(s.sni, "localhost");
+    outcome_clear(&o);
+    assert_int_equal(s.requests, 1);
+
+    fetch(&o, url_of(&s, "/cl"), &opt);           /* https://127.0.0.1:port/cl */
+    assert_name_mismatch(&o, X509_V_ERR_IP_ADDRESS_MISMATCH, "127.0.0.1");
+    outcome_clear(&o);
+    assert_int_equal(s.requests, 1);
+
+    /* The same URL without verification: the name was all that was wrong. */
+    tw_page_options insecure = { .insecure = 1 };
+    fetch(&o, url_of(&s, "/cl"), &insecure);
+    assert_string_equal(page(&o)->body, "hello");
+    assert_string_equal(s.sni, "(none)");
+    outcome_clear(&o);
+    assert_int_equal(s.requests, 2);
+    server_stop(&s);
+
+    /* A certificate for DNS:other.example only, from the same CA. */
+    tw_tls_options other = { .cert_file = other_cert, .key_file = other_key };
+    server_start_tls(&s, &other);
+    snprintf(url, sizeof url, "https://localhost:%d/cl", s.portno);
+    fetch(&o, url, &opt);
+    assert_name_mismatch(&o, X509_V_ERR_HOSTNAME_MISMATCH, "localhost");
+    outcome_clear(&o);
+    fetch(&o, url_of(&s, "/cl"), &opt);
+    assert_name_mismatch(&o, X509_V_ERR_IP_ADDRESS_MISMATCH, "127.0.0.1");
+    outcome_clear(&o);
+    /* Through an agent trusting the CA too. */
+    tw_http_agent_options ao = { .ca_file = ca };
+    tw_http_agent *a = tw_http_agent_new(&ao);
+    tw_page_options through_agent = { .agent = a };
+    fetch(&o, url, &through_agent);
+    assert_name_mismatch(&o, X509_V_ERR_HOSTNAME_MISMATCH, "localhost");
+    outcome_clear(&o);
+    assert_int_equal(tw_http_agent_idle_count(a), 0);
+    close_agent(a);
+    /* No handshake succeeded: no connection was built, no request read. */
+    assert_int_equal(s.connections, 0);
+    assert_int_equal(s.requests, 0);
     server_stop(&s);
     tw_test_run("rm -rf '%s'", dir);
 }
@@ -1994,6 +2268,7 @@ int main(void)
         cmocka_unit_test(test_reset_during_a_body_delimited_by_the_close),
         cmocka_unit_test(test_error_statuses_errback_with_the_response),
         cmocka_unit_test(test_redirects_are_followed_for_get),
+        cmocka_unit_test(test_redirects_keep_head),
         cmocka_unit_test(test_303_turns_a_post_into_a_get),
         cmocka_unit_test(test_307_and_308_keep_the_method_and_body),
         cmocka_unit_test(test_301_and_302_are_not_followed_for_post),
@@ -2007,9 +2282,13 @@ int main(void)
         cmocka_unit_test(test_connection_refused),
         cmocka_unit_test(test_dns_failure),
         cmocka_unit_test(test_cancel_before_connecting),
+        cmocka_unit_test(test_cancel_with_a_timeout_set_is_a_cancellation),
         cmocka_unit_test(test_cancel_while_the_head_arrives),
         cmocka_unit_test(test_cancel_during_the_body),
         cmocka_unit_test(test_keep_alive_reuses_one_connection),
+        cmocka_unit_test(test_pool_is_keyed_by_scheme_host_and_port),
+        cmocka_unit_test(test_server_saying_close_is_not_reused),
+        cmocka_unit_test(test_request_saying_close_is_not_reused),
         cmocka_unit_test(test_idle_connections_per_host_are_capped),
         cmocka_unit_test(test_idle_timeout_closes_idle_connections),
         cmocka_unit_test(test_agent_without_keep_alive),
@@ -2027,6 +2306,7 @@ int main(void)
         cmocka_unit_test(test_letting_go_of_a_body_closes_the_connection),
         cmocka_unit_test(test_download_page_writes_the_file),
         cmocka_unit_test(test_https),
+        cmocka_unit_test(test_https_refuses_a_certificate_for_another_name),
     };
     /* TWINE_TEST_FILTER=pattern runs the matching tests only. */
     if (getenv("TWINE_TEST_FILTER"))

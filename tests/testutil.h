@@ -102,6 +102,23 @@ static inline int tw_test_make_ca(const char *dir, const char *name, const char 
                        "-keyout %s.key -out %s.pem 2>/dev/null", dir, cn, name, name);
 }
 
+/* Makes, in dir, a certificate <name>.pem and its key <name>.key, signed by
+ * the CA already there (ca.key, ca.pem, from tw_test_make_certificates or
+ * tw_test_make_ca(dir, "ca", ...)), for the subjectAltName `san`, with
+ * serial number `serial` (distinct for each certificate of the CA). */
+static inline int tw_test_make_signed_certificate(const char *dir, const char *name,
+                                                  const char *san, int serial)
+{
+    return tw_test_run("cd %s && "
+                       "printf 'subjectAltName = %s\\nbasicConstraints = CA:FALSE\\n' > %s.cnf && "
+                       "openssl req -config req.cnf -newkey ec -pkeyopt ec_paramgen_curve:P-256 "
+                       "-nodes -subj '/CN=twine test server' -keyout %s.key -out %s.csr "
+                       "2>/dev/null && "
+                       "openssl x509 -req -in %s.csr -CA ca.pem -CAkey ca.key -set_serial %d "
+                       "-days 2 -extfile %s.cnf -out %s.pem 2>/dev/null",
+                       dir, san, name, name, name, name, serial, name, name);
+}
+
 /* Makes, in dir, a CA (ca.key, ca.pem) and a server certificate it signs
  * (server.key, server.pem) for the subjectAltName `san`, such as
  * "DNS:localhost, IP:127.0.0.1". Returns 0, or non-zero when the openssl
@@ -110,13 +127,7 @@ static inline int tw_test_make_certificates(const char *dir, const char *san)
 {
     if (tw_test_make_ca(dir, "ca", "twine test CA") != 0)
         return -1;
-    return tw_test_run("cd %s && "
-                       "printf 'subjectAltName = %s\\nbasicConstraints = CA:FALSE\\n' > san.cnf && "
-                       "openssl req -config req.cnf -newkey ec -pkeyopt ec_paramgen_curve:P-256 "
-                       "-nodes -subj '/CN=twine test server' -keyout server.key -out server.csr "
-                       "2>/dev/null && "
-                       "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -set_serial 2 "
-                       "-days 2 -extfile san.cnf -out server.pem 2>/dev/null", dir, san);
+    return tw_test_make_signed_certificate(dir, "server", san, 2);
 }
 
 /* Running the reactor in a test. A suite that defines SAFETY_SECONDS before

@@ -36,6 +36,11 @@ TW_API const char *tw_http_headers_get(const tw_http_headers *h, const char *nam
  *     while ((v = tw_http_headers_next(h, "Set-Cookie", &pos))) ... */
 TW_API const char *tw_http_headers_next(const tw_http_headers *h, const char *name,
                                         size_t *pos);
+/* 1 if a field named `name` lists `token` among its comma-separated
+ * elements (any case, white space around an element ignored), as in
+ * "Connection: keep-alive, Close"; 0 otherwise. */
+TW_API int tw_http_headers_has_token(const tw_http_headers *h, const char *name,
+                                     const char *token);
 
 /* The functions that change h copy name and value. They return 0, or -EINVAL
  * (h unchanged) when name is not a token (RFC 9110: letters, digits and

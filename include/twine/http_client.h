@@ -220,8 +220,10 @@ TW_API tw_deferred *tw_get_page(const char *url, const tw_page_options *opt);
 
 /* tw_get_page that streams a 2xx body into the file at `path` (created with
  * mode 0666 less the umask, or replaced). The body goes into a temporary file
- * beside it ("path.XXXXXX"), renamed to `path` once complete: on failure the
- * temporary file is removed and `path` is left as it was. Fires with a
+ * beside it ("path.XXXXXX"), renamed to `path` once complete, which also
+ * removes a "path.part" left by an earlier attempt. On failure `path` is left
+ * as it was; the part of the body received, if any, is kept in "path.part"
+ * (replacing an older one), and nothing is left otherwise. Fires with a
  * tw_http_response * (owned by the result) whose body is empty. */
 TW_API tw_deferred *tw_download_page(const char *url, const char *path, const tw_page_options *opt);
 
