@@ -179,6 +179,18 @@ check_run "getpage-batch: a missing page and a closed port fail, exit status 1" 
     "$b/getpage-batch" "http://127.0.0.1:$http_port/page1.html" \
     "http://127.0.0.1:$http_port/missing.html" "http://127.0.0.1:$port1/"
 check "http-server: a handler answers /hello" '.' "$b/getpage-batch" "http://127.0.0.1:$http_port/hello"
+# Progress goes to stderr only when it is a terminal: script(1) gives the
+# batch one. While /slow takes its second, page1 is done.
+slow_batch="'$b/getpage-batch' http://127.0.0.1:$http_port/slow http://127.0.0.1:$http_port/page1.html"
+check "getpage-batch: progress on a terminal" '1/2 pages, 5000 bytes, [0-9.]+ pages/s' \
+    script -q -e -c "$slow_batch" /dev/null
+if errs=$(sh -c "$slow_batch" 2>&1 >/dev/null) && [ -z "$errs" ]; then
+    pass "getpage-batch: no progress when stderr is not a terminal"
+else
+    echo "FAIL: getpage-batch: stderr not a terminal, yet it printed:"
+    printf '%s\n' "$errs" | sed 's/^/    /'
+    fail=1
+fi
 status=$(stop http)
 if [ "$status" = 0 ]; then
     pass "http-server: SIGTERM stops it, exit status 0"
