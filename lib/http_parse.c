@@ -6,7 +6,12 @@
  * the head says about the body and the connection, and enforces twine's own
  * limits. To count the bytes of each head exactly, the parser is paused
  * internally wherever a head or trailer block starts or ends, so that one
- * http_parser_execute call never spans two blocks. */
+ * http_parser_execute call never spans two blocks.
+ *
+ * The result must not depend on where the input was cut. http-parser hands
+ * over a partial field name at the end of each fragment, so what a field
+ * name ends (the start line, the field before it) is acted on only once the
+ * name is whole: when its ':' lies inside the bytes being executed. */
 #include "internal.h"
 #include "http_parse.h"
 
@@ -45,11 +50,16 @@ struct tw_http_parser {
     uint64_t offset;             /* bytes consumed since the first */
     size_t head_bytes;           /* of the head or trailer block being read */
     int block_done;              /* the execute call under way ended a block */
+    int began;                   /* the execute call under way began a message */
+    const char *exec_end;        /* the end of the bytes being executed */
 
     int start_line_done;
     tw_http_text line;           /* the target or the reason */
     tw_http_text name, value;    /* the field being read */
     enum last_fragment last;
+    /* A whole field whose successor's name is not whole yet. */
+    tw_http_text pend_name, pend_value;
+    int pending;
     tw_http_headers *fields;     /* the head's or the trailers' fields so far */
 
     tw_http_body body;
@@ -85,6 +95,26 @@ static void text_clear(tw_http_text *t)
     t->len = 0;
 }
 
+static void text_swap(tw_http_text *a, tw_http_text *b)
+{
+    tw_http_text t = *a;
+    *a = *b;
+    *b = t;
+}
+
+/* Control characters other than HTAB, which no field value or reason
+ * phrase may hold (RFC 9110 5.5, RFC 9112 4). http-parser lets some
+ * through, NUL among them, which would cut the C string short. */
+static int has_ctl(const tw_http_text *t)
+{
+    for (size_t i = 0; i < t->len; i++) {
+        unsigned char c = (unsigned char)t->s[i];
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
+            return 1;
+    }
+    return 0;
+}
+
 /* Failures ----------------------------------------------------------------------- */
 
 static int fail(tw_http_parser *p, int code, const char *fmt, ...) TW_PRINTF(3, 4);
@@ -108,12 +138,14 @@ static int error_code(const tw_http_parser *p, enum http_errno e)
         return TW_HTTP_PARSE_BAD_CHUNK;
     if (e == HPE_HEADER_OVERFLOW)
         return TW_HTTP_PARSE_HEAD_TOO_LARGE;
+    if (p->phase == PHASE_TRAILERS)  /* a trailer's Content-Length frames nothing */
+        return TW_HTTP_PARSE_BAD_HEADER;
     if (e == HPE_INVALID_CONTENT_LENGTH || e == HPE_UNEXPECTED_CONTENT_LENGTH ||
         e == HPE_INVALID_TRANSFER_ENCODING)
         return TW_HTTP_PARSE_BAD_LENGTH;
     /* No callback marks the end of the start line: a bad first field name is
      * only known by its error. */
-    if (e == HPE_INVALID_HEADER_TOKEN || p->phase == PHASE_TRAILERS || p->start_line_done)
+    if (e == HPE_INVALID_HEADER_TOKEN || p->start_line_done)
         return TW_HTTP_PARSE_BAD_HEADER;
     return TW_HTTP_PARSE_BAD_START_LINE;
 }
@@ -134,43 +166,67 @@ static int is_ows(char c)
     return c == ' ' || c == '\t';
 }
 
-/* Adds the field read so far to p->fields: the value without the whitespace
- * around it (http-parser keeps the trailing one, and an obs-fold's). */
-static int commit_field(tw_http_parser *p)
+/* Adds a whole field to p->fields (and empties name and value): the value
+ * without the whitespace around it (http-parser keeps the trailing one, and
+ * an obs-fold's). */
+static int commit_field(tw_http_parser *p, tw_http_text *name, tw_http_text *value)
 {
     const char *kind = p->phase == PHASE_TRAILERS ? "trailer" : "header";
-    while (p->value.len && is_ows(p->value.s[p->value.len - 1]))
-        p->value.s[--p->value.len] = '\0';
-    const char *v = text_str(&p->value);
+    while (value->len && is_ows(value->s[value->len - 1]))
+        value->s[--value->len] = '\0';
+    const char *v = text_str(value);
     while (is_ows(*v))
         v++;
 
     if (tw_http_headers_count(p->fields) >= p->max_fields)
         return fail(p, TW_HTTP_PARSE_TOO_MANY_FIELDS, "more than %zu %s fields",
                     p->max_fields, kind);
-    if (tw_http_headers_add(p->fields, text_str(&p->name), v) < 0)
+    if (has_ctl(value))
+        return fail(p, TW_HTTP_PARSE_BAD_HEADER,
+                    "control character in the value of %s field \"%.64s\"", kind,
+                    text_str(name));
+    if (tw_http_headers_add(p->fields, text_str(name), v) < 0)
         return fail(p, TW_HTTP_PARSE_BAD_HEADER, "invalid %s field name \"%.64s\"",
-                    kind, text_str(&p->name));
-    text_clear(&p->name);
-    text_clear(&p->value);
+                    kind, text_str(name));
+    text_clear(name);
+    text_clear(value);
+    return 0;
+}
+
+/* Commits what the end of a block leaves: the pending field, then the
+ * last one. */
+static int commit_remaining(tw_http_parser *p)
+{
+    if (p->pending) {
+        p->pending = 0;
+        if (commit_field(p, &p->pend_name, &p->pend_value) < 0)
+            return -1;
+    }
+    if (p->last != LAST_NONE && commit_field(p, &p->name, &p->value) < 0)
+        return -1;
     p->last = LAST_NONE;
     return 0;
 }
 
-/* The start line ends where the first field or the end of the head begins. */
-static void finish_start_line(tw_http_parser *p)
+/* The start line ends where the first whole field name or the end of the
+ * head begins. */
+static int finish_start_line(tw_http_parser *p)
 {
     if (p->start_line_done)
-        return;
+        return 0;
     p->start_line_done = 1;
     if (p->type == TW_HTTP_REQUEST_PARSER) {
         if (p->cb->on_request_line)
             p->cb->on_request_line(p->arg, http_method_str((enum http_method)p->hp.method),
                                    text_str(&p->line), p->hp.http_major, p->hp.http_minor);
-    } else if (p->cb->on_status_line) {
+        return 0;
+    }
+    if (has_ctl(&p->line))
+        return fail(p, TW_HTTP_PARSE_BAD_START_LINE, "control character in the reason phrase");
+    if (p->cb->on_status_line)
         p->cb->on_status_line(p->arg, (int)p->hp.status_code, text_str(&p->line),
                               p->hp.http_major, p->hp.http_minor);
-    }
+    return 0;
 }
 
 /* Internal pause: makes http_parser_execute return right after this
@@ -196,7 +252,13 @@ static int on_message_begin(http_parser *hp)
     text_clear(&p->line);
     text_clear(&p->name);
     text_clear(&p->value);
+    text_clear(&p->pend_name);
+    text_clear(&p->pend_value);
+    p->pending = 0;
     p->last = LAST_NONE;
+    /* Stops here, so that the line ends before it do not count as head. */
+    p->began = 1;
+    http_parser_pause(hp, 1);
     tw_http_headers_free(p->fields);
     p->fields = tw_http_headers_new();
     p->body = TW_HTTP_BODY_NONE;
@@ -216,11 +278,21 @@ static int on_start_line_text(http_parser *hp, const char *at, size_t len)
 static int on_header_field(http_parser *hp, const char *at, size_t len)
 {
     tw_http_parser *p = parser_of(hp);
-    finish_start_line(p);
-    if (p->last == LAST_VALUE && commit_field(p) < 0)
-        return -1;
+    if (p->last == LAST_VALUE) {      /* a new field: the one before is whole */
+        text_swap(&p->name, &p->pend_name);
+        text_swap(&p->value, &p->pend_value);
+        p->pending = 1;
+    }
     text_append(&p->name, at, len);
     p->last = LAST_NAME;
+    if (at + len == p->exec_end)      /* maybe only part of the name */
+        return 0;
+    if (finish_start_line(p) < 0)
+        return -1;
+    if (p->pending) {
+        p->pending = 0;
+        return commit_field(p, &p->pend_name, &p->pend_value);
+    }
     return 0;
 }
 
@@ -245,8 +317,8 @@ static int frame_body(tw_http_parser *p, tw_http_head *head)
 
     if (p->hp.flags & F_CONTENTLENGTH)
         head->content_length = p->hp.content_length;
-    if (response && no_body_status(head->status))
-        head->body = TW_HTTP_BODY_NONE;
+    if (response ? no_body_status(head->status) : p->hp.method == HTTP_CONNECT)
+        head->body = TW_HTTP_BODY_NONE;   /* after CONNECT, the tunnel's bytes */
     else if (p->hp.flags & F_CHUNKED)
         head->body = TW_HTTP_BODY_CHUNKED;
     else if (te && !response)
@@ -264,8 +336,7 @@ static int frame_body(tw_http_parser *p, tw_http_head *head)
 static int on_headers_complete(http_parser *hp)
 {
     tw_http_parser *p = parser_of(hp);
-    finish_start_line(p);
-    if (p->last != LAST_NONE && commit_field(p) < 0)
+    if (finish_start_line(p) < 0 || commit_remaining(p) < 0)
         return -1;
 
     tw_http_head head = {
@@ -336,7 +407,7 @@ static int on_message_complete(http_parser *hp)
 {
     tw_http_parser *p = parser_of(hp);
     if (p->phase == PHASE_TRAILERS) {
-        if (p->last != LAST_NONE && commit_field(p) < 0)
+        if (commit_remaining(p) < 0)
             return -1;
         tw_http_headers *trailers = p->fields;
         p->fields = NULL;
@@ -348,6 +419,7 @@ static int on_message_complete(http_parser *hp)
 
     int keep_alive = http_should_keep_alive(hp);
     p->phase = PHASE_IDLE;
+    p->start_line_done = 0;
     if (hp->upgrade)
         p->stopped = 1;
     else if (!keep_alive)
@@ -393,6 +465,8 @@ void tw_http_parser_free(tw_http_parser *p)
     free(p->line.s);
     free(p->name.s);
     free(p->value.s);
+    free(p->pend_name.s);
+    free(p->pend_value.s);
     tw_http_headers_free(p->fields);
     tw_failure_unref(p->failure);
     free(p);
@@ -412,13 +486,16 @@ int tw_http_parser_set_limits(tw_http_parser *p, size_t max_head_bytes, size_t m
 /* Runs http-parser on at most the bytes the current block may still use. */
 static ssize_t execute(tw_http_parser *p, const char *data, size_t len)
 {
-    int limited = p->phase != PHASE_BODY;
+    /* Between messages http-parser skips line ends; a head counts from its
+     * first byte, where on_message_begin stops the call. */
+    int limited = p->phase == PHASE_HEAD || p->phase == PHASE_TRAILERS;
     /* One byte past the limit: the LF that may end a head of exactly the
      * limit (which set_limits may have lowered under what was read). */
     size_t room = p->head_bytes < p->max_head_bytes ? p->max_head_bytes - p->head_bytes + 1 : 1;
     if (limited && len > room)
         len = room;
 
+    p->exec_end = data + len;
     size_t n = http_parser_execute(&p->hp, &settings, data, len);
     enum http_errno e = HTTP_PARSER_ERRNO(&p->hp);
     if (e == HPE_PAUSED) {
@@ -431,7 +508,9 @@ static ssize_t execute(tw_http_parser *p, const char *data, size_t len)
     }
     p->offset += n;
 
-    if (limited) {
+    if (p->began) {
+        p->head_bytes = 1;            /* the byte that began it */
+    } else if (limited) {
         if (p->block_done) {          /* ended within room: within the limit */
             p->head_bytes = 0;
         } else if ((p->head_bytes += n) > p->max_head_bytes) {
@@ -441,7 +520,7 @@ static ssize_t execute(tw_http_parser *p, const char *data, size_t len)
             return -EPROTO;
         }
     }
-    p->block_done = 0;
+    p->block_done = p->began = 0;
     return (ssize_t)n;
 }
 

@@ -145,8 +145,11 @@ ssize_t tw_http_parser_feed(tw_http_parser *p, const char *data, size_t len);
 int tw_http_parser_eof(tw_http_parser *p);
 
 /* Flow control. From a callback, pause stops the parser right after it; feed
- * then returns what it consumed so far. Between feeds it makes the next feed
- * consume nothing. Resume lets the next feed go on. */
+ * then returns what it consumed so far. Two pairs of callbacks come from one
+ * step of the parser underneath, so the second follows even after a pause in
+ * the first: on_headers_complete after the start line of a head without
+ * fields, and on_message_complete after on_trailers. Between feeds pause
+ * makes the next feed consume nothing. Resume lets the next feed go on. */
 void tw_http_parser_pause(tw_http_parser *p);
 void tw_http_parser_resume(tw_http_parser *p);
 

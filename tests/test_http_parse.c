@@ -936,6 +936,167 @@ static void test_parser_without_callbacks_frees_what_it_made(void **state)
     tw_http_parser_free(NULL);
 }
 
+/* What the input cannot change: where it was cut --------------------------------- */
+
+static void test_fragments_do_not_change_a_bad_first_field_name(void **state)
+{
+    (void)state;
+    /* The start line is announced before the fault, or not, whatever the fragments. */
+    const char *msg = "HTTP/1.1 200 OK\r\nContent-Length@ 3\r\n\r\n";
+    for (size_t step = 1; step < strlen(msg); step++) {
+        rec *whole = rec_new(TW_HTTP_RESPONSE_PARSER);
+        rec *split = rec_new(TW_HTTP_RESPONSE_PARSER);
+        assert_int_equal(feed(whole->parser, msg), -EPROTO);
+        assert_int_equal(feed_steps(split->parser, msg, strlen(msg), step), -EPROTO);
+        assert_string_equal(transcript(split), transcript(whole));
+        assert_string_equal(tw_failure_message(tw_http_parser_failure(split->parser)),
+                            tw_failure_message(tw_http_parser_failure(whole->parser)));
+        rec_free(whole);
+        rec_free(split);
+    }
+}
+
+static void test_fragments_do_not_change_which_field_fault_is_reported(void **state)
+{
+    (void)state;
+    /* With max_fields 1, B is one field too many, and C's name is bad. */
+    const char *msgs[] = { "GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC\x01: 3\r\n\r\n",
+                           "GET / HTTP/1.1\r\nA b: 1\r\nC\x01: 2\r\n\r\n",
+                           "GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: x\x01\r\n\r\n" };
+    for (size_t i = 0; i < sizeof msgs / sizeof msgs[0]; i++) {
+        rec *whole = rec_new(TW_HTTP_REQUEST_PARSER);
+        tw_http_parser_set_limits(whole->parser, 0, 1);
+        assert_int_equal(feed(whole->parser, msgs[i]), -EPROTO);
+        tw_failure *fw = tw_http_parser_failure(whole->parser);
+        for (size_t step = 1; step <= 7; step++) {
+            rec *split = rec_new(TW_HTTP_REQUEST_PARSER);
+            tw_http_parser_set_limits(split->parser, 0, 1);
+            assert_int_equal(feed_steps(split->parser, msgs[i], strlen(msgs[i]), step), -EPROTO);
+            tw_failure *fs = tw_http_parser_failure(split->parser);
+            if (tw_failure_code(fw) != tw_failure_code(fs) ||
+                strcmp(tw_failure_message(fw), tw_failure_message(fs)))
+                fail_msg("case %zu: whole: %d \"%s\"; in %zu-byte steps: %d \"%s\"", i,
+                         tw_failure_code(fw), tw_failure_message(fw), step,
+                         tw_failure_code(fs), tw_failure_message(fs));
+            rec_free(split);
+        }
+        rec_free(whole);
+    }
+}
+
+/* A bad start line after a message ------------------------------------------------- */
+
+static void test_bad_start_line_after_a_message(void **state)
+{
+    (void)state;
+    rec *r = rec_new(TW_HTTP_REQUEST_PARSER);
+    assert_int_equal(feed(r->parser, "GET / HTTP/1.1\r\n\r\n/ HTTP/1.1\r\n\r\n"), -EPROTO);
+    assert_failure(r->parser, TW_HTTP_PARSE_BAD_START_LINE, "in the request line at offset 18");
+    assert_int_equal(r->completes, 1);
+    rec_free(r);
+
+    r = rec_new(TW_HTTP_RESPONSE_PARSER);
+    assert_int_equal(feed(r->parser, "HTTP/1.1 204 No Content\r\n\r\nXTTP/1.1 200 OK\r\n\r\n"),
+                     -EPROTO);
+    assert_failure(r->parser, TW_HTTP_PARSE_BAD_START_LINE, "in the status line at offset 27");
+    assert_int_equal(r->completes, 1);
+    rec_free(r);
+}
+
+/* Empty lines before a head -------------------------------------------------------- */
+
+static void test_empty_lines_before_a_head_do_not_count(void **state)
+{
+    (void)state;
+    /* Each head is exactly the limit: 24 bytes up to the CR of its blank line. */
+    const char *msgs = "\r\nGET / HTTP/1.1\r\nA: bc\r\n\r\n"
+                       "\r\n\r\n\r\nGET / HTTP/1.1\r\nA: bc\r\n\r\n";
+    rec *r = rec_new(TW_HTTP_REQUEST_PARSER);
+    assert_int_equal(tw_http_parser_set_limits(r->parser, 24, 0), 0);
+    assert_int_equal(feed(r->parser, msgs), strlen(msgs));
+    assert_int_equal(r->completes, 2);
+    rec_free(r);
+
+    /* One byte more in the head is over the limit. */
+    r = rec_new(TW_HTTP_REQUEST_PARSER);
+    assert_int_equal(tw_http_parser_set_limits(r->parser, 24, 0), 0);
+    assert_int_equal(feed(r->parser, "\r\nGET / HTTP/1.1\r\nA: bcd\r\n\r\n"), -EPROTO);
+    assert_failure(r->parser, TW_HTTP_PARSE_HEAD_TOO_LARGE, "larger than 24 bytes");
+    rec_free(r);
+}
+
+/* CONNECT and trailers --------------------------------------------------------------- */
+
+static void test_connect_request_head_says_no_body(void **state)
+{
+    (void)state;
+    /* No body follows a CONNECT request: what comes next is the tunnel's. */
+    rec *r = rec_new(TW_HTTP_REQUEST_PARSER);
+    const char *head = "CONNECT example.com:443 HTTP/1.1\r\nContent-Length: 4\r\n\r\n";
+    char buf[256];
+    snprintf(buf, sizeof buf, "%sabcd", head);
+    assert_int_equal(feed(r->parser, buf), strlen(head));
+    assert_true(r->head.upgrade);
+    assert_int_equal(r->completes, 1);
+    assert_string_equal(transcript(r), "<REQ CONNECT example.com:443 1.1|H1 NONE 4 ka|>ka");
+    rec_free(r);
+}
+
+static void test_bad_content_length_trailer_is_a_bad_trailer(void **state)
+{
+    (void)state;
+    const char *trailers[] = { "Content-Length: x\r\n\r\n",
+                               "Content-Length: 1\r\nContent-Length: 1\r\n\r\n" };
+    for (size_t i = 0; i < sizeof trailers / sizeof trailers[0]; i++) {
+        rec *r = rec_new(TW_HTTP_RESPONSE_PARSER);
+        assert_true(feed(r->parser, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                    "1\r\na\r\n0\r\n") > 0);
+        assert_int_equal(feed(r->parser, trailers[i]), -EPROTO);
+        assert_failure(r->parser, TW_HTTP_PARSE_BAD_HEADER, "in the trailers");
+        rec_free(r);
+    }
+}
+
+/* Control characters in values and reasons ------------------------------------------ */
+
+static void test_field_value_with_a_control_character_is_refused(void **state)
+{
+    (void)state;
+    /* http-parser checks every byte of a value but its first; the list holds C
+     * strings, so a NUL there would cut the value to "" while the parser
+     * still framed the body by it. */
+    static const char chunked[] = "POST / HTTP/1.1\r\nTransfer-Encoding: \0, chunked\r\n\r\n"
+                                  "3\r\nabc\r\n0\r\n\r\n";
+    static const char host[] = "GET / HTTP/1.1\r\nHost: \0evil.example\r\n\r\n";
+    static const char bell[] = "GET / HTTP/1.1\r\nA: 1\r\nX: \a\r\n\r\n";
+    const struct { const char *msg; size_t len; } cases[] = {
+        { chunked, sizeof chunked - 1 }, { host, sizeof host - 1 }, { bell, sizeof bell - 1 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        rec *r = rec_new(TW_HTTP_REQUEST_PARSER);
+        assert_int_equal(tw_http_parser_feed(r->parser, cases[i].msg, cases[i].len), -EPROTO);
+        assert_failure(r->parser, TW_HTTP_PARSE_BAD_HEADER, "control character in the value");
+        assert_int_equal(r->nheaders, 0);
+        rec_free(r);
+    }
+    /* HTAB is white space, not a control character. */
+    rec *r = rec_new(TW_HTTP_REQUEST_PARSER);
+    assert_true(feed(r->parser, "GET / HTTP/1.1\r\nX: a\tb\r\n\r\n") > 0);
+    assert_string_equal(tw_http_headers_get(r->headers[0], "X"), "a\tb");
+    rec_free(r);
+}
+
+static void test_reason_with_a_control_character_is_refused(void **state)
+{
+    (void)state;
+    static const char msg[] = "HTTP/1.1 200 O\0K\r\nContent-Length: 0\r\n\r\n";
+    rec *r = rec_new(TW_HTTP_RESPONSE_PARSER);
+    assert_int_equal(tw_http_parser_feed(r->parser, msg, sizeof msg - 1), -EPROTO);
+    assert_failure(r->parser, TW_HTTP_PARSE_BAD_START_LINE, "control character in the reason");
+    assert_string_equal(transcript(r), "<");
+    rec_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -984,6 +1145,14 @@ int main(void)
         cmocka_unit_test(test_pause_at_message_complete_stops_the_pipeline),
         cmocka_unit_test(test_pause_between_feeds),
         cmocka_unit_test(test_parser_without_callbacks_frees_what_it_made),
+        cmocka_unit_test(test_fragments_do_not_change_a_bad_first_field_name),
+        cmocka_unit_test(test_fragments_do_not_change_which_field_fault_is_reported),
+        cmocka_unit_test(test_bad_start_line_after_a_message),
+        cmocka_unit_test(test_empty_lines_before_a_head_do_not_count),
+        cmocka_unit_test(test_connect_request_head_says_no_body),
+        cmocka_unit_test(test_bad_content_length_trailer_is_a_bad_trailer),
+        cmocka_unit_test(test_field_value_with_a_control_character_is_refused),
+        cmocka_unit_test(test_reason_with_a_control_character_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
