@@ -102,17 +102,50 @@ static void text_swap(tw_http_text *a, tw_http_text *b)
     *b = t;
 }
 
+static int is_ctl(unsigned char c)
+{
+    return (c < 0x20 && c != '\t') || c == 0x7f;
+}
+
 /* Control characters other than HTAB, which no field value or reason
  * phrase may hold (RFC 9110 5.5, RFC 9112 4). http-parser lets some
- * through, NUL among them, which would cut the C string short. */
+ * through, NUL among them, which would cut the C string short. Every
+ * received field passes here, so eight bytes are tested at a time: the
+ * expressions flag a word holding a byte below 0x20 or equal to 0x7f (and
+ * never one without), whose bytes are then looked at one by one, since
+ * HTAB is allowed. */
+static int word_may_hold_ctl(uint64_t w)
+{
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+    uint64_t del = w ^ (0x7f * ones);
+    return ((((w - 0x20 * ones) & ~w) | ((del - ones) & ~del)) & highs) != 0;
+}
+
+static int bytes_hold_ctl(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (is_ctl((unsigned char)s[i]))
+            return 1;
+    return 0;
+}
+
 static int has_ctl(const tw_http_text *t)
 {
-    for (size_t i = 0; i < t->len; i++) {
-        unsigned char c = (unsigned char)t->s[i];
-        if ((c < 0x20 && c != '\t') || c == 0x7f)
-            return 1;
+    uint64_t w;
+    if (t->len < 8) {                 /* padded with a letter */
+        w = 0x4141414141414141u;
+        memcpy(&w, t->s, t->len);
+        return word_may_hold_ctl(w) && bytes_hold_ctl(t->s, t->len);
     }
-    return 0;
+    for (size_t i = 0;; i += 8) {
+        if (i + 8 > t->len)
+            i = t->len - 8;           /* the last word overlaps the one before */
+        memcpy(&w, t->s + i, 8);
+        if (word_may_hold_ctl(w) && bytes_hold_ctl(t->s + i, 8))
+            return 1;
+        if (i + 8 == t->len)
+            return 0;
+    }
 }
 
 /* Failures ----------------------------------------------------------------------- */
