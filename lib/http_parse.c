@@ -51,6 +51,7 @@ struct tw_http_parser {
     size_t head_bytes;           /* of the head or trailer block being read */
     int block_done;              /* the execute call under way ended a block */
     int began;                   /* the execute call under way began a message */
+    int executing;               /* inside http_parser_execute */
     const char *exec_end;        /* the end of the bytes being executed */
 
     int start_line_done;
@@ -249,6 +250,10 @@ static int finish_start_line(tw_http_parser *p)
         return 0;
     p->start_line_done = 1;
     if (p->type == TW_HTTP_REQUEST_PARSER) {
+        /* http-parser lets HTAB and form feed into a target. */
+        if (has_ctl(&p->line) || (p->line.len && memchr(p->line.s, '\t', p->line.len)))
+            return fail(p, TW_HTTP_PARSE_BAD_START_LINE,
+                        "control character in the request target");
         if (p->cb->on_request_line)
             p->cb->on_request_line(p->arg, http_method_str((enum http_method)p->hp.method),
                                    text_str(&p->line), p->hp.http_major, p->hp.http_minor);
@@ -529,7 +534,9 @@ static ssize_t execute(tw_http_parser *p, const char *data, size_t len)
         len = room;
 
     p->exec_end = data + len;
+    p->executing = 1;
     size_t n = http_parser_execute(&p->hp, &settings, data, len);
+    p->executing = 0;
     enum http_errno e = HTTP_PARSER_ERRNO(&p->hp);
     if (e == HPE_PAUSED) {
         http_parser_pause(&p->hp, 0);
@@ -639,7 +646,9 @@ void tw_http_parser_pause(tw_http_parser *p)
 void tw_http_parser_resume(tw_http_parser *p)
 {
     p->paused = 0;
-    if (!p->failure)
+    /* From a callback, http-parser's own pause may be the internal one that
+     * bounds a head: execute lifts it once the call has returned. */
+    if (!p->failure && !p->executing)
         http_parser_pause(&p->hp, 0);
 }
 

@@ -1126,6 +1126,43 @@ static void test_control_characters_anywhere_in_a_reason(void **state)
     }
 }
 
+static void test_request_target_with_a_control_character_is_refused(void **state)
+{
+    (void)state;
+    const char *msgs[] = { "GET /a\fb HTTP/1.1\r\n\r\n", "GET /a\tb HTTP/1.1\r\n\r\n" };
+    for (size_t i = 0; i < sizeof msgs / sizeof msgs[0]; i++) {
+        rec *r = rec_new(TW_HTTP_REQUEST_PARSER);
+        assert_int_equal(feed(r->parser, msgs[i]), -EPROTO);
+        assert_failure(r->parser, TW_HTTP_PARSE_BAD_START_LINE, "control character in the request target");
+        assert_string_equal(transcript(r), "<");
+        rec_free(r);
+    }
+}
+
+/* A callback that pauses and resumes at once leaves the head limit alone. */
+static void resume_at_begin(void *arg)
+{
+    tw_http_parser *p = *(tw_http_parser **)arg;
+    tw_http_parser_pause(p);
+    tw_http_parser_resume(p);
+}
+
+static void test_resume_from_a_callback_keeps_the_head_limit(void **state)
+{
+    (void)state;
+    static const tw_http_parser_callbacks cbs = { .on_message_begin = resume_at_begin };
+    tw_http_parser *p = NULL;
+    p = tw_http_parser_new(TW_HTTP_REQUEST_PARSER, &cbs, &p);
+    assert_int_equal(tw_http_parser_set_limits(p, 100, 0), 0);
+    char msg[700];
+    int n = snprintf(msg, sizeof msg, "GET / HTTP/1.1\r\nX: ");
+    memset(msg + n, 'a', 500);
+    memcpy(msg + n + 500, "\r\n\r\n", 4);
+    assert_int_equal(tw_http_parser_feed(p, msg, (size_t)n + 504), -EPROTO);
+    assert_int_equal(tw_failure_code(tw_http_parser_failure(p)), TW_HTTP_PARSE_HEAD_TOO_LARGE);
+    tw_http_parser_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1183,6 +1220,8 @@ int main(void)
         cmocka_unit_test(test_field_value_with_a_control_character_is_refused),
         cmocka_unit_test(test_reason_with_a_control_character_is_refused),
         cmocka_unit_test(test_control_characters_anywhere_in_a_reason),
+        cmocka_unit_test(test_request_target_with_a_control_character_is_refused),
+        cmocka_unit_test(test_resume_from_a_callback_keeps_the_head_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
