@@ -227,15 +227,20 @@ static int commit_field(tw_http_parser *p, tw_http_text *name, tw_http_text *val
     return 0;
 }
 
+static int commit_pending(tw_http_parser *p)
+{
+    if (!p->pending)
+        return 0;
+    p->pending = 0;
+    return commit_field(p, &p->pend_name, &p->pend_value);
+}
+
 /* Commits what the end of a block leaves: the pending field, then the
  * last one. */
 static int commit_remaining(tw_http_parser *p)
 {
-    if (p->pending) {
-        p->pending = 0;
-        if (commit_field(p, &p->pend_name, &p->pend_value) < 0)
-            return -1;
-    }
+    if (commit_pending(p) < 0)
+        return -1;
     if (p->last != LAST_NONE && commit_field(p, &p->name, &p->value) < 0)
         return -1;
     p->last = LAST_NONE;
@@ -327,11 +332,7 @@ static int on_header_field(http_parser *hp, const char *at, size_t len)
         return 0;
     if (finish_start_line(p) < 0)
         return -1;
-    if (p->pending) {
-        p->pending = 0;
-        return commit_field(p, &p->pend_name, &p->pend_value);
-    }
-    return 0;
+    return commit_pending(p);
 }
 
 static int on_header_value(http_parser *hp, const char *at, size_t len)
