@@ -170,6 +170,20 @@ static void on_connect_done(struct ev_loop *l, ev_io *w, int revents)
     try_next(c);
 }
 
+/* Where a connect that returned EINPROGRESS stands: 1 connected, 0 still
+ * in progress, or a negative errno. */
+static int connect_state(int fd)
+{
+    struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+    if (poll(&pfd, 1, 0) != 1)
+        return 0;
+    if (pfd.revents & (POLLERR | POLLHUP)) {
+        int err = socket_error(fd);
+        return err ? -err : 0;
+    }
+    return (pfd.revents & POLLOUT) != 0;
+}
+
 /* Starts connecting to `a`: 1 if connected already (c->fd is the socket), 0
  * once in progress, or a negative errno. */
 static int start_connect(connector *c, const tw_address *a)
@@ -177,34 +191,20 @@ static int start_connect(connector *c, const tw_address *a)
     int fd = tw_socket(a->addr.ss_family, SOCK_STREAM);
     if (fd < 0)
         return fd;
-    int err = 0;
-    if (connect(fd, (const struct sockaddr *)&a->addr, a->len) < 0) {
-        if (errno != EINPROGRESS) {
-            err = errno;
-            close(fd);
-            return -err;
-        }
-        struct pollfd pfd = { .fd = fd, .events = POLLOUT };
-        if (poll(&pfd, 1, 0) == 1) {
-            if (pfd.revents & (POLLERR | POLLHUP))
-                err = socket_error(fd);
-            else if (pfd.revents & POLLOUT)
-                err = -1;                 /* connected */
-        }
-        if (err > 0) {
-            close(fd);
-            return -err;
-        }
-        if (err == 0) {
-            /* Still in progress: the outcome is read once it is writable. */
-            c->fd = fd;
-            ev_io_init(&c->io, on_connect_done, fd, EV_WRITE);
-            ev_io_start(loop(), &c->io);
-            return 0;
-        }
+    int state = 1;
+    if (connect(fd, (const struct sockaddr *)&a->addr, a->len) < 0)
+        state = errno == EINPROGRESS ? connect_state(fd) : -errno;
+    if (state < 0) {
+        close(fd);
+        return state;
     }
     c->fd = fd;
-    return 1;
+    if (state == 0) {
+        /* Still in progress: the outcome is read once it is writable. */
+        ev_io_init(&c->io, on_connect_done, fd, EV_WRITE);
+        ev_io_start(loop(), &c->io);
+    }
+    return state;
 }
 
 static void try_next(connector *c)
