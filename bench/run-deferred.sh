@@ -31,6 +31,12 @@ if [ ! -x "$bin" ]; then
     exit 1
 fi
 
+if ! "$python" -c 'import twisted' 2>/dev/null; then
+    echo "$0: $python cannot import twisted (Debian package python3-twisted," \
+         "which scripts/install-deps.sh installs)" >&2
+    exit 1
+fi
+
 twine_out=$(mktemp)
 twisted_out=$(mktemp)
 trap 'rm -f "$twine_out" "$twisted_out"' EXIT

@@ -21,4 +21,4 @@ apt-get install -y --no-install-recommends \
     build-essential autoconf automake libtool pkg-config \
     libev-dev libhttp-parser-dev libcmocka-dev libc-ares-dev libssl-dev openssl zlib1g-dev \
     valgrind python3 ca-certificates \
-    nginx libcurl4-openssl-dev time
+    nginx libcurl4-openssl-dev python3-twisted time
